@@ -1,0 +1,55 @@
+"""flujo-trio: a Trio-native, actor-style runtime for AI-agent pipelines.
+
+Every step runs as a task inside a nursery, a governor actor holds the budget under
+fan-out, and run state is durable. This module only re-exports the public API.
+"""
+
+from .cache import MemoryCache as MemoryCache
+from .cache import StepCache as StepCache
+from .checks import PluginOutcome as PluginOutcome
+from .checks import Processors as Processors
+from .checks import ValidationResult as ValidationResult
+from .context import HumanInteraction as HumanInteraction
+from .context import PipelineContext as PipelineContext
+from .context import RunStatus as RunStatus
+from .dsl.pipeline import Pipeline as Pipeline
+from .dsl.step import Step as Step
+from .errors import ConfigurationError as ConfigurationError
+from .errors import FlujoTrioError as FlujoTrioError
+from .errors import MergeConflictError as MergeConflictError
+from .errors import ResumeError as ResumeError
+from .errors import SerializationError as SerializationError
+from .errors import UsageLimitExceededError as UsageLimitExceededError
+from .results import PipelineResult as PipelineResult
+from .results import StepResult as StepResult
+from .runtime.runner import Runner as Runner
+from .usage import AgentResult as AgentResult
+from .usage import Usage as Usage
+from .usage import UsageLimits as UsageLimits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentResult",
+    "ConfigurationError",
+    "FlujoTrioError",
+    "HumanInteraction",
+    "MemoryCache",
+    "MergeConflictError",
+    "Pipeline",
+    "PipelineContext",
+    "PipelineResult",
+    "PluginOutcome",
+    "Processors",
+    "ResumeError",
+    "RunStatus",
+    "Runner",
+    "SerializationError",
+    "Step",
+    "StepCache",
+    "StepResult",
+    "Usage",
+    "UsageLimitExceededError",
+    "UsageLimits",
+    "ValidationResult",
+]

@@ -1,0 +1,70 @@
+"""An ordered sequence of steps: the unit a Runner runs and a loop or branch repeats."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ..errors import ConfigurationError
+from .base import StepBase
+
+
+def _as_steps(value: Iterable[Any]) -> tuple[StepBase, ...]:
+    if isinstance(value, StepBase):
+        return (value,)
+    if isinstance(value, Pipeline):
+        return value.steps
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ConfigurationError(
+            f"Pipeline takes a sequence of steps, got {type(value).__name__}"
+        ) from None
+
+
+def _check_steps(_: object, __: object, steps: tuple[Any, ...]) -> None:
+    if not steps:
+        raise ConfigurationError("A Pipeline needs at least one step")
+    seen: set[str] = set()
+    for step in steps:
+        if not isinstance(step, StepBase):
+            raise ConfigurationError(
+                f"Pipeline steps must be steps (Step, LoopStep, ...), got {step!r}"
+            )
+        if step.name in seen:
+            raise ConfigurationError(
+                f"Duplicate step name {step.name!r} in one pipeline: give each step its own name"
+            )
+        seen.add(step.name)
+
+
+@attrs.frozen
+class Pipeline:
+    """Steps run one after the other, each receiving the previous step's output."""
+
+    steps: tuple[StepBase, ...] = attrs.field(converter=_as_steps, validator=_check_steps)
+
+    def __rshift__(self, other: StepBase | Pipeline) -> Pipeline:
+        if isinstance(other, Pipeline):
+            return Pipeline(self.steps + other.steps)
+        if isinstance(other, StepBase):
+            return Pipeline((*self.steps, other))
+        return NotImplemented
+
+    @property
+    def name(self) -> str:
+        return self.steps[0].name
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def as_pipeline(owner: str, body: object) -> Pipeline:
+    """A body given as one step or a pipeline, normalised to a pipeline."""
+    if isinstance(body, Pipeline):
+        return body
+    if isinstance(body, StepBase):
+        return Pipeline((body,))
+    raise ConfigurationError(f"{owner}: expected a Step or Pipeline, got {body!r}")

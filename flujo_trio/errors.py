@@ -1,0 +1,46 @@
+"""The error hierarchy: one root so callers can catch everything flujo-trio raises."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import PipelineResult
+
+
+class FlujoTrioError(Exception):
+    """Root of every error flujo-trio raises on purpose."""
+
+
+class ConfigurationError(FlujoTrioError):
+    """A pipeline, step or runner was declared in a way that can never run correctly.
+
+    Raised at construction time, so a bad declaration fails before any money is spent.
+    """
+
+
+class _ResultError(FlujoTrioError):
+    """An error that ends a run but still hands back everything the run did."""
+
+    def __init__(self, message: str, result: PipelineResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class UsageLimitExceededError(_ResultError):
+    """The run's cost or token limit was breached, or a reservation could not fit.
+
+    ``result`` holds every step that started, with honest totals of what was spent.
+    """
+
+
+class MergeConflictError(_ResultError):
+    """Two parallel branches changed the same context field to different values."""
+
+
+class ResumeError(FlujoTrioError):
+    """A run cannot be resumed the way it was asked (finished run, bad human input, ...)."""
+
+
+class SerializationError(FlujoTrioError):
+    """A value could not be stored or loaded; the message names the field path."""

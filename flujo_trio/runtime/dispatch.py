@@ -1,0 +1,58 @@
+"""Start a step as an actor: one task, named after its path, in a nursery of its own.
+
+The nursery makes the structured-concurrency promise concrete: the actor cannot
+outlive the caller, and cancelling the caller cancels the actor and everything the
+actor started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from ..dsl.base import StepBase
+from ..dsl.step import Step
+from ..errors import ConfigurationError
+from .agent_step import run_agent_step
+from .errors import sole_error
+from .frame import Frame
+from .record import StepRecord
+
+Actor = Callable[[Any, Any, Frame, StepRecord], Awaitable[None]]
+
+
+def actor_for(step: StepBase) -> Actor:
+    if isinstance(step, Step):
+        return run_agent_step
+    raise ConfigurationError(f"No actor runs steps of type {type(step).__name__}")
+
+
+async def run_step(step: StepBase, data: Any, frame: Frame, parent: StepRecord) -> StepRecord:
+    """Run ``step`` as an actor task; its record is attached to ``parent`` before it starts."""
+    record = parent.child(step.name)
+    frame = frame.enter(step.name)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor_for(step), step, data, frame, record, name=frame.task_name)
+    except BaseExceptionGroup as group:
+        raise sole_error(group) from None
+    return record
+
+
+async def run_sequence(
+    steps: Sequence[StepBase], data: Any, frame: Frame, parent: StepRecord
+) -> StepRecord | None:
+    """Run steps in order, each fed the previous output; stop at the first failure.
+
+    Returns the last record run (None for no steps); it failed if the sequence did.
+    """
+    record: StepRecord | None = None
+    for step in steps:
+        record = await run_step(step, data, frame, parent)
+        if not record.success:
+            return record
+        frame.context.step_outputs[step.name] = record.output
+        data = record.output
+    return record
