@@ -12,6 +12,12 @@ from .checks import ValidationResult as ValidationResult
 from .context import HumanInteraction as HumanInteraction
 from .context import PipelineContext as PipelineContext
 from .context import RunStatus as RunStatus
+from .dsl.conditional import ConditionalStep as ConditionalStep
+from .dsl.loop import LoopStep as LoopStep
+from .dsl.map import MapStep as MapStep
+from .dsl.parallel import BranchFailure as BranchFailure
+from .dsl.parallel import MergeStrategy as MergeStrategy
+from .dsl.parallel import ParallelStep as ParallelStep
 from .dsl.pipeline import Pipeline as Pipeline
 from .dsl.step import Step as Step
 from .errors import ConfigurationError as ConfigurationError
@@ -31,11 +37,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentResult",
+    "BranchFailure",
+    "ConditionalStep",
     "ConfigurationError",
     "FlujoTrioError",
     "HumanInteraction",
+    "LoopStep",
+    "MapStep",
     "MemoryCache",
     "MergeConflictError",
+    "MergeStrategy",
+    "ParallelStep",
     "Pipeline",
     "PipelineContext",
     "PipelineResult",

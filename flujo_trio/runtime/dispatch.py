@@ -24,8 +24,26 @@ Actor = Callable[[Any, Any, Frame, StepRecord], Awaitable[None]]
 
 
 def actor_for(step: StepBase) -> Actor:
-    if isinstance(step, Step):
-        return run_agent_step
+    # Imported here: the control-flow actors run their bodies through this module.
+    from ..dsl.conditional import ConditionalStep
+    from ..dsl.loop import LoopStep
+    from ..dsl.map import MapStep
+    from ..dsl.parallel import ParallelStep
+    from .conditional import run_conditional
+    from .loop import run_loop
+    from .map import run_map
+    from .parallel import run_parallel
+
+    actors: dict[type[StepBase], Actor] = {
+        Step: run_agent_step,
+        LoopStep: run_loop,
+        ConditionalStep: run_conditional,
+        ParallelStep: run_parallel,
+        MapStep: run_map,
+    }
+    for kind, actor in actors.items():
+        if isinstance(step, kind):
+            return actor
     raise ConfigurationError(f"No actor runs steps of type {type(step).__name__}")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from ..context import PipelineContext
+from .control import RunControl
 from .governor import GovernorClient
 
 
@@ -16,6 +17,7 @@ class Frame:
 
     context: PipelineContext
     governor: GovernorClient
+    control: RunControl
     resources: Any = None
     path: tuple[str, ...] = ()
 

@@ -190,9 +190,14 @@ class Governor:
             if isinstance(message, Reserve):
                 message.granted = ledger.admit(message.usage)
                 message.denial = None if message.granted else ledger.stop_message
+                # Answered before any cancel below, so a denied step learns it was
+                # denied (and records attempts == 0) before it is cancelled.
+                message.done.set()
         if ledger.stop_kind == StopKind.BREACH or (
             ledger.stop_kind == StopKind.DENIED and not ledger.outstanding
         ):
+            # Senders of the breaching spend are still blocked on their answer, so the
+            # cancel reaches them there: nothing runs after the spend that breached.
             self.governed.cancel(reason=f"flujo-trio governor: {ledger.stop_message}")
         for message in batch:
             message.done.set()

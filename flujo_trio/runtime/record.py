@@ -66,26 +66,28 @@ class StepRecord:
             tokens += child_tokens
         return cost, tokens
 
+    def interrupt(self, reason: str) -> None:
+        """Finish this record and its unfinished descendants as cancelled."""
+        for child in self.children:
+            child.interrupt(reason)
+        if self.success is None:
+            self.metadata["cancelled"] = True
+            self.finish(False, self.output, self.feedback or f"Cancelled: {reason}")
+
     def to_result(self, interrupted: str = "cancelled") -> StepResult:
-        """Freeze into a result; an unfinished record is reported as interrupted."""
+        """Freeze into a result; unfinished records are reported as cancelled."""
+        self.interrupt(interrupted)
         cost, tokens = self.total()
-        metadata = dict(self.metadata)
-        success, feedback, latency = self.success, self.feedback, self.latency_s
-        if success is None:
-            success = False
-            metadata["interrupted"] = True
-            feedback = feedback or f"Step interrupted: {interrupted}"
-            latency = _now() - self.started_at
         return StepResult(
             name=self.name,
             output=self.output,
-            success=success,
+            success=bool(self.success),
             attempts=self.attempts,
-            latency_s=latency or 0.0,
+            latency_s=self.latency_s or 0.0,
             cost_usd=float(cost),
             token_counts=tokens,
-            feedback=feedback,
-            metadata=metadata,
+            feedback=self.feedback,
+            metadata=dict(self.metadata),
             branch_context=self.branch_context,
             step_history=[child.to_result(interrupted) for child in self.children],
         )

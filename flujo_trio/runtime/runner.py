@@ -15,6 +15,7 @@ from ..dsl.pipeline import Pipeline, as_pipeline
 from ..errors import ConfigurationError, UsageLimitExceededError
 from ..results import PipelineResult
 from ..usage import UsageLimits
+from .control import RunControl
 from .dispatch import run_sequence
 from .errors import sole_error
 from .frame import Frame
@@ -95,7 +96,8 @@ class Runner:
         ledger = Ledger(self.limits)
         governed = trio.CancelScope()
         governor = Governor.open(ledger, governed)
-        frame = Frame(context, GovernorClient(governor.send_channel), self.resources)
+        control = RunControl(governed)
+        frame = Frame(context, GovernorClient(governor.send_channel), control, self.resources)
         last = None
         try:
             async with trio.open_nursery() as nursery:
@@ -111,12 +113,14 @@ class Runner:
             ledger.charge_abandoned()
         if ledger.stop_message is not None:
             status = RunStatus.BUDGET_EXCEEDED
+        elif control.error_type is not None:
+            status = RunStatus.FAILED
         elif last is not None and last.success:
             status = RunStatus.COMPLETED
         else:
             status = RunStatus.FAILED
         context.status = status
-        interrupted = ledger.stop_message or "cancelled"
+        interrupted = ledger.stop_message or control.message or "cancelled"
         spent = ledger.spent
         result = PipelineResult(
             run_id=run_id,
@@ -128,6 +132,8 @@ class Runner:
         )
         if ledger.stop_message is not None:
             raise UsageLimitExceededError(ledger.stop_message, result)
+        if control.error_type is not None:
+            raise control.error_type(control.message or "run halted", result)
         return result
 
     def run_sync(

@@ -1,0 +1,101 @@
+"""Concurrent jobs on isolated contexts: the engine under ParallelStep and MapStep.
+
+One nursery per fan-out, one actor per job. Each job works on its own deep copy of
+the context snapshot taken at the fork, so branches can never see each other's
+writes; the caller merges them back by diffing against that snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ..context import PipelineContext
+from ..dsl.pipeline import Pipeline
+from .dispatch import run_sequence
+from .errors import sole_error
+from .frame import Frame
+from .record import StepRecord
+
+
+@attrs.frozen
+class Job:
+    name: str
+    body: Pipeline
+    data: Any
+
+
+@attrs.frozen
+class FanOut:
+    snapshot: PipelineContext
+    records: list[StepRecord | None]
+    """By job index; None for a job that never started (cancelled while queued)."""
+
+    @property
+    def started(self) -> list[StepRecord]:
+        return [record for record in self.records if record is not None]
+
+
+async def fan_out(
+    jobs: Sequence[Job],
+    frame: Frame,
+    record: StepRecord,
+    *,
+    max_concurrency: int | None,
+    fail_fast: bool,
+) -> FanOut:
+    """Run ``jobs`` concurrently; with ``fail_fast`` the first failure cancels the rest."""
+    snapshot = copy.deepcopy(frame.context)
+    result = FanOut(snapshot, [None] * len(jobs))
+    limiter = trio.CapacityLimiter(max_concurrency) if max_concurrency else None
+    try:
+        async with trio.open_nursery() as nursery:
+            for index, job in enumerate(jobs):
+                nursery.start_soon(
+                    _run_job,
+                    index,
+                    job,
+                    frame,
+                    record,
+                    result,
+                    limiter,
+                    nursery.cancel_scope if fail_fast else None,
+                    name=f"{frame.task_name}/{job.name}",
+                )
+    except BaseExceptionGroup as group:
+        raise sole_error(group) from None
+    finally:
+        # Children were attached in start order; report them in declared order,
+        # also when a breach or the caller cancelled the fan-out.
+        record.children[:] = result.started
+    for job_record in result.started:
+        job_record.interrupt("cancelled because a sibling failed")
+    return result
+
+
+async def _run_job(
+    index: int,
+    job: Job,
+    frame: Frame,
+    parent: StepRecord,
+    result: FanOut,
+    limiter: trio.CapacityLimiter | None,
+    cancel_on_failure: trio.CancelScope | None,
+) -> None:
+    async with limiter if limiter is not None else contextlib.nullcontext():
+        context = copy.deepcopy(result.snapshot)
+        record = parent.child(job.name)
+        result.records[index] = record
+        last = await run_sequence(
+            job.body.steps, job.data, frame.with_context(context).enter(job.name), record
+        )
+        record.branch_context = context
+        assert last is not None  # pipelines are never empty
+        record.finish(bool(last.success), last.output, last.feedback)
+        if not last.success and cancel_on_failure is not None:
+            cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
