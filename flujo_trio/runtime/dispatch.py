@@ -7,7 +7,9 @@ actor started.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -23,8 +25,10 @@ from .record import StepRecord
 Actor = Callable[[Any, Any, Frame, StepRecord], Awaitable[None]]
 
 
-def actor_for(step: StepBase) -> Actor:
-    # Imported here: the control-flow actors run their bodies through this module.
+@functools.cache
+def _actors() -> Mapping[type[StepBase], Actor]:
+    """Step kind -> actor; built on first use because the control-flow actors run
+    their bodies through this module (a module-level table would import in a cycle)."""
     from ..dsl.conditional import ConditionalStep
     from ..dsl.loop import LoopStep
     from ..dsl.map import MapStep
@@ -34,14 +38,23 @@ def actor_for(step: StepBase) -> Actor:
     from .map import run_map
     from .parallel import run_parallel
 
-    actors: dict[type[StepBase], Actor] = {
-        Step: run_agent_step,
-        LoopStep: run_loop,
-        ConditionalStep: run_conditional,
-        ParallelStep: run_parallel,
-        MapStep: run_map,
-    }
-    for kind, actor in actors.items():
+    return MappingProxyType(
+        {
+            Step: run_agent_step,
+            LoopStep: run_loop,
+            ConditionalStep: run_conditional,
+            ParallelStep: run_parallel,
+            MapStep: run_map,
+        }
+    )
+
+
+def actor_for(step: StepBase) -> Actor:
+    actors = _actors()
+    actor = actors.get(type(step))
+    if actor is not None:
+        return actor
+    for kind, actor in actors.items():  # subclasses of the step kinds
         if isinstance(step, kind):
             return actor
     raise ConfigurationError(f"No actor runs steps of type {type(step).__name__}")
