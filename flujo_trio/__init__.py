@@ -13,6 +13,7 @@ from .context import HumanInteraction as HumanInteraction
 from .context import PipelineContext as PipelineContext
 from .context import RunStatus as RunStatus
 from .dsl.conditional import ConditionalStep as ConditionalStep
+from .dsl.human import HumanStep as HumanStep
 from .dsl.loop import LoopStep as LoopStep
 from .dsl.map import MapStep as MapStep
 from .dsl.parallel import BranchFailure as BranchFailure
@@ -25,10 +26,17 @@ from .errors import FlujoTrioError as FlujoTrioError
 from .errors import MergeConflictError as MergeConflictError
 from .errors import ResumeError as ResumeError
 from .errors import SerializationError as SerializationError
+from .errors import StoreError as StoreError
 from .errors import UsageLimitExceededError as UsageLimitExceededError
 from .results import PipelineResult as PipelineResult
 from .results import StepResult as StepResult
 from .runtime.runner import Runner as Runner
+from .state import MemoryStore as MemoryStore
+from .state import RunState as RunState
+from .state import RunSummary as RunSummary
+from .state import SqliteCache as SqliteCache
+from .state import SqliteStore as SqliteStore
+from .state import StateStore as StateStore
 from .usage import AgentResult as AgentResult
 from .usage import Usage as Usage
 from .usage import UsageLimits as UsageLimits
@@ -42,9 +50,11 @@ __all__ = [
     "ConfigurationError",
     "FlujoTrioError",
     "HumanInteraction",
+    "HumanStep",
     "LoopStep",
     "MapStep",
     "MemoryCache",
+    "MemoryStore",
     "MergeConflictError",
     "MergeStrategy",
     "ParallelStep",
@@ -54,12 +64,18 @@ __all__ = [
     "PluginOutcome",
     "Processors",
     "ResumeError",
+    "RunState",
     "RunStatus",
+    "RunSummary",
     "Runner",
     "SerializationError",
+    "SqliteCache",
+    "SqliteStore",
+    "StateStore",
     "Step",
     "StepCache",
     "StepResult",
+    "StoreError",
     "Usage",
     "UsageLimitExceededError",
     "UsageLimits",

@@ -44,3 +44,7 @@ class ResumeError(FlujoTrioError):
 
 class SerializationError(FlujoTrioError):
     """A value could not be stored or loaded; the message names the field path."""
+
+
+class StoreError(FlujoTrioError):
+    """A state store cannot be used: not a flujo-trio store, or written by a newer version."""

@@ -123,9 +123,11 @@ class Builder:
             return ParallelStep(self.name("par"), branches, on_branch_failure=failure)
         if kind == "loop":
             return LoopStep(
-                self.name("loop"), self.pipeline(spec[1]), exit_condition=lambda o, c: False,
+                self.name("loop"),
+                self.pipeline(spec[1]),
+                exit_condition=lambda o, c: False,
                 max_loops=spec[2],
-            )  # fmt: skip
+            )
         if kind == "cond":
             branches = {i: self.pipeline(child) for i, child in enumerate(spec[1])}
             pick = spec[2] % (len(branches) + 1)  # one past the end: no branch, no default

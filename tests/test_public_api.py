@@ -7,12 +7,28 @@ import pathlib
 import flujo_trio
 
 CONTRACT = {
-    "Step", "Pipeline", "Runner", "Usage", "UsageLimits", "UsageLimitExceededError",
-    "AgentResult", "ValidationResult", "PluginOutcome", "Processors", "MemoryCache",
-    "StepResult", "PipelineResult", "RunStatus", "PipelineContext", "HumanInteraction",
-    "FlujoTrioError", "ConfigurationError", "MergeConflictError", "ResumeError",
+    "Step",
+    "Pipeline",
+    "Runner",
+    "Usage",
+    "UsageLimits",
+    "UsageLimitExceededError",
+    "AgentResult",
+    "ValidationResult",
+    "PluginOutcome",
+    "Processors",
+    "MemoryCache",
+    "StepResult",
+    "PipelineResult",
+    "RunStatus",
+    "PipelineContext",
+    "HumanInteraction",
+    "FlujoTrioError",
+    "ConfigurationError",
+    "MergeConflictError",
+    "ResumeError",
     "SerializationError",
-}  # fmt: skip
+}
 
 
 def test_contract_names_are_exported():
@@ -22,8 +38,13 @@ def test_contract_names_are_exported():
 
 
 def test_errors_share_one_root():
-    for name in ("ConfigurationError", "UsageLimitExceededError", "MergeConflictError",
-                 "ResumeError", "SerializationError"):  # fmt: skip
+    for name in (
+        "ConfigurationError",
+        "UsageLimitExceededError",
+        "MergeConflictError",
+        "ResumeError",
+        "SerializationError",
+    ):
         assert issubclass(getattr(flujo_trio, name), flujo_trio.FlujoTrioError)
 
 

@@ -16,7 +16,10 @@ async def run_conditional(
 ) -> None:
     owner, context = f"ConditionalStep {step.name!r}", frame.context
     try:
-        key = await call_user(owner, "condition", step.condition, data, context)
+        if record.prior is not None and "executed_branch_key" in record.prior.metadata:
+            key = record.prior.metadata["executed_branch_key"]  # replay: same branch
+        else:
+            key = await call_user(owner, "condition", step.condition, data, context)
         record.metadata["executed_branch_key"] = key
         try:
             matched = key in step.branches
@@ -32,7 +35,9 @@ async def run_conditional(
             record.metadata["default_branch"] = True
         branch_input = await map_optional(owner, "input_mapper", step.input_mapper, data, context)
         last = await run_sequence(body.steps, branch_input, frame, record)
-        assert last is not None
+        if last.paused:
+            record.pause(last.feedback or "Paused")
+            return
         if not last.success:
             record.finish(False, last.output, last.feedback)
             return

@@ -1,23 +1,44 @@
-"""Run-wide stop requests that are not budget breaches (e.g. ERROR_ON_CONFLICT)."""
+"""Run-wide requests that are not budget breaches: stopping on purpose, human answers."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import attrs
 import trio
 
 from ..errors import MergeConflictError
+from .record import StepRecord
+
+
+@attrs.frozen
+class Answer:
+    value: Any
 
 
 @attrs.define(eq=False)
 class RunControl:
-    """Lets an actor end the whole run on purpose: it cancels the governed scope with a
-    reason, and the runner raises the recorded error with the partial result."""
+    """Shared by a run's actors.
+
+    ``halt`` ends the whole run on purpose: it cancels the governed scope with a
+    reason, and the runner raises the recorded error with the partial result.
+    ``take_answer`` hands a resume's human input to the one paused human step it
+    answers (the first in declared order), exactly once.
+    """
 
     scope: trio.CancelScope
     error_type: type[MergeConflictError] | None = None
     message: str | None = None
+    answer_for: StepRecord | None = None
+    answer: Answer | None = None
 
     def halt(self, error_type: type[MergeConflictError], message: str) -> None:
         if self.error_type is None:
             self.error_type, self.message = error_type, message
         self.scope.cancel(reason=f"flujo-trio: {message}")
+
+    def take_answer(self, prior: StepRecord | None) -> Answer | None:
+        if prior is None or prior is not self.answer_for or self.answer is None:
+            return None
+        answer, self.answer = self.answer, None
+        return answer

@@ -30,10 +30,12 @@ def _actors() -> Mapping[type[StepBase], Actor]:
     """Step kind -> actor; built on first use because the control-flow actors run
     their bodies through this module (a module-level table would import in a cycle)."""
     from ..dsl.conditional import ConditionalStep
+    from ..dsl.human import HumanStep
     from ..dsl.loop import LoopStep
     from ..dsl.map import MapStep
     from ..dsl.parallel import ParallelStep
     from .conditional import run_conditional
+    from .human import run_human
     from .loop import run_loop
     from .map import run_map
     from .parallel import run_parallel
@@ -45,6 +47,7 @@ def _actors() -> Mapping[type[StepBase], Actor]:
             ConditionalStep: run_conditional,
             ParallelStep: run_parallel,
             MapStep: run_map,
+            HumanStep: run_human,
         }
     )
 
@@ -61,23 +64,31 @@ def actor_for(step: StepBase) -> Actor:
 
 
 async def run_step(step: StepBase, data: Any, frame: Frame, parent: StepRecord) -> StepRecord:
-    """Run ``step`` as an actor task; its record is attached to ``parent`` before it starts."""
-    record = parent.child(step.name)
+    """Run ``step`` as an actor task; its record is attached to ``parent`` before it starts.
+
+    When replaying a resumed run, a step that finished before is reused as it was.
+    """
+    prior = parent.claim(step.name)
+    if prior is not None and prior.finished:
+        return parent.adopt(prior)
+    record = parent.child(step.name, prior)
     frame = frame.enter(step.name)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actor_for(step), step, data, frame, record, name=frame.task_name)
     except BaseExceptionGroup as group:
         raise sole_error(group) from None
+    finally:
+        record.release_prior()
     return record
 
 
 async def run_sequence(
     steps: Sequence[StepBase], data: Any, frame: Frame, parent: StepRecord
-) -> StepRecord | None:
-    """Run steps in order, each fed the previous output; stop at the first failure.
+) -> StepRecord:
+    """Run steps in order, each fed the previous output; stop at a failure or a pause.
 
-    Returns the last record run (None for no steps); it failed if the sequence did.
+    Returns the last record run: the pipeline failed or paused if that one did.
     """
     record: StepRecord | None = None
     for step in steps:
@@ -86,4 +97,5 @@ async def run_sequence(
             return record
         frame.context.step_outputs[step.name] = record.output
         data = record.output
+    assert record is not None, "pipelines are never empty"
     return record

@@ -40,6 +40,14 @@ class FanOut:
     def started(self) -> list[StepRecord]:
         return [record for record in self.records if record is not None]
 
+    @property
+    def paused(self) -> list[StepRecord]:
+        return [record for record in self.started if record.paused]
+
+    @property
+    def failed(self) -> list[StepRecord]:
+        return [record for record in self.started if record.finished and not record.success]
+
 
 async def fan_out(
     jobs: Sequence[Job],
@@ -87,15 +95,26 @@ async def _run_job(
     limiter: trio.CapacityLimiter | None,
     cancel_on_failure: trio.CancelScope | None,
 ) -> None:
+    prior = parent.claim(job.name, anywhere=True)
+    if prior is not None and prior.finished:
+        # Finished before a pause: reuse it, its context included; never re-run.
+        result.records[index] = parent.adopt(prior)
+        return
     async with limiter if limiter is not None else contextlib.nullcontext():
-        context = copy.deepcopy(result.snapshot)
-        record = parent.child(job.name)
+        saved_context = prior.branch_context if prior is not None else None
+        context = copy.deepcopy(saved_context if saved_context is not None else result.snapshot)
+        record = parent.child(job.name, prior)
         result.records[index] = record
-        last = await run_sequence(
-            job.body.steps, job.data, frame.with_context(context).enter(job.name), record
-        )
+        try:
+            last = await run_sequence(
+                job.body.steps, job.data, frame.with_context(context).enter(job.name), record
+            )
+        finally:
+            record.release_prior()
         record.branch_context = context
-        assert last is not None  # pipelines are never empty
+        if last.paused:
+            record.pause(last.feedback or "Paused")
+            return
         record.finish(bool(last.success), last.output, last.feedback)
         if not last.success and cancel_on_failure is not None:
             cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")

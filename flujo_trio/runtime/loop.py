@@ -1,4 +1,9 @@
-"""The loop actor: iterations run in order on the shared context."""
+"""The loop actor: iterations run in order on the shared context.
+
+On resume, iterations that completed before the pause are replayed from their
+records (their exit condition is known to have been false, so it is not asked
+again) and the loop continues at the iteration that paused.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +16,46 @@ from .record import StepRecord
 from .user_code import UserCodeFailed, call_user, map_optional
 
 
+def _next_is_reused(record: StepRecord) -> bool:
+    saved = record.peek_claim()
+    return saved is not None and saved.finished
+
+
 async def run_loop(step: LoopStep, data: Any, frame: Frame, record: StepRecord) -> None:
     owner, context = f"LoopStep {step.name!r}", frame.context
+    resumed_at = record.prior.attempts if record.prior is not None else 1
     output: Any = None
+    current: Any = data
     try:
-        current = await map_optional(
-            owner, "initial_input_mapper", step.initial_input_mapper, data, context
-        )
+        if not _next_is_reused(record):
+            current = await map_optional(
+                owner, "initial_input_mapper", step.initial_input_mapper, data, context
+            )
         for iteration in range(1, step.max_loops + 1):
             record.attempts = iteration
             last = await run_sequence(step.body.steps, current, frame, record)
-            assert last is not None
             output = last.output
             record.output = output
+            if last.paused:
+                record.pause(last.feedback or "Paused")
+                return
             if not last.success:
                 record.metadata["exit_reason"] = "body_failed"
                 record.finish(
                     False, output, f"Loop body failed in iteration {iteration}: {last.feedback}"
                 )
                 return
-            if await call_user(owner, "exit_condition", step.exit_condition, output, context):
+            done_before = iteration < resumed_at
+            if not done_before and await call_user(
+                owner, "exit_condition", step.exit_condition, output, context
+            ):
                 record.metadata["exit_reason"] = "condition"
                 mapped = await map_optional(
                     owner, "output_mapper", step.output_mapper, output, context
                 )
                 record.finish(True, mapped)
                 return
-            if iteration < step.max_loops:
+            if iteration < step.max_loops and not _next_is_reused(record):
                 current = await map_optional(
                     owner,
                     "iteration_input_mapper",

@@ -30,9 +30,11 @@ async def run_map(step: MapStep, data: Any, frame: Frame, record: StepRecord) ->
         return
     jobs = [Job(f"{step.name}[{index}]", step.body, item) for index, item in enumerate(items)]
     done = await fan_out(jobs, frame, record, max_concurrency=step.max_concurrency, fail_fast=True)
-    results = done.started
+    results, failed = done.started, done.failed
     output = [job.output for job in results]
-    failed = [job for job in results if not job.success]
+    if done.paused and not failed:
+        record.pause(done.paused[0].feedback or "Paused")
+        return
     if failed:
         record.finish(False, output, "; ".join(f"{j.name} failed: {j.feedback}" for j in failed))
         return

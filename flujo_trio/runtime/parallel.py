@@ -19,12 +19,15 @@ async def run_parallel(step: ParallelStep, data: Any, frame: Frame, record: Step
     done = await fan_out(
         jobs, frame, record, max_concurrency=step.max_concurrency, fail_fast=propagate
     )
-    branches = done.started
+    branches, failed = done.started, done.failed
     output = {branch.name: branch.output for branch in branches}
-    failed = [branch for branch in branches if not branch.success]
     succeeded = [branch for branch in branches if branch.success]
     if failed:
         record.metadata["failed_branches"] = [branch.name for branch in failed]
+    if done.paused and not (propagate and failed):
+        # Wait for the human; finished siblings are kept and reused on resume.
+        record.pause(done.paused[0].feedback or "Paused")
+        return
     if (propagate and failed) or not succeeded:
         feedback = "; ".join(f"Branch '{b.name}' failed: {b.feedback}" for b in failed)
         record.finish(False, output, feedback)

@@ -1,13 +1,18 @@
-"""Step records: results built while a step runs, so a cancelled step still reports.
+"""Step records: results built while a step runs, kept for checkpoints and replay.
 
 A record is attached to its parent the moment its step starts. Whatever stops the
-step (success, failure, a budget breach cancelling the run, the caller cancelling),
-the record already holds the attempts and usage so far, and :meth:`to_result` turns
-it into a :class:`StepResult` with honest numbers.
+step (success, failure, a pause, a budget breach, the caller cancelling), the record
+already holds the attempts and usage so far, and :meth:`to_result` turns it into a
+:class:`StepResult` with honest numbers.
+
+Records are also what a checkpoint stores. On resume, the saved records are handed
+back as ``prior``: a finished step is reused as it was (not re-run, not re-paid),
+a paused composite replays into its children, and anything unfinished runs again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -27,22 +32,72 @@ class StepRecord:
     """The mutable builder of one :class:`StepResult`."""
 
     name: str
-    started_at: float = attrs.field(factory=_now)
     attempts: int = 0
     own_cost: Decimal = Decimal(0)
     own_tokens: int = 0
     output: Any = None
     success: bool | None = None
+    """None while running, paused or interrupted before finishing."""
+    paused: bool = False
     feedback: str | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
     branch_context: Any = None
     children: list[StepRecord] = attrs.field(factory=list)
     latency_s: float | None = None
+    started_at: float = attrs.field(default=0.0, repr=False)
+    prior: StepRecord | None = attrs.field(default=None, repr=False)
+    """The saved record this run replays (checkpoints do not store it)."""
+    _pending: deque[StepRecord] = attrs.field(factory=deque, repr=False, alias="_pending")
+    """Saved children not yet claimed by a replayed step."""
 
-    def child(self, name: str) -> StepRecord:
-        record = StepRecord(name)
+    @classmethod
+    def start(cls, name: str, prior: StepRecord | None = None) -> StepRecord:
+        record = cls(name, started_at=_now(), prior=prior)
+        if prior is not None:
+            # What was spent before the interruption stays this step's spend.
+            record.attempts = prior.attempts
+            record.own_cost, record.own_tokens = prior.own_cost, prior.own_tokens
+            record.latency_s = prior.latency_s
+            record.metadata = {k: v for k, v in prior.metadata.items() if k != "cancelled"}
+            record._pending = deque(prior.children)
+        return record
+
+    def child(self, name: str, prior: StepRecord | None = None) -> StepRecord:
+        record = StepRecord.start(name, prior)
         self.children.append(record)
         return record
+
+    def claim(self, name: str, *, anywhere: bool = False) -> StepRecord | None:
+        """The saved child a replayed step named ``name`` continues, if any.
+
+        Sequences claim in order (the next saved child, if its name matches);
+        fan-outs claim by name (``anywhere``), as their children finish in any order.
+        """
+        if not self._pending:
+            return None
+        if not anywhere:
+            if self._pending[0].name != name:
+                self._pending.clear()  # the pipeline changed shape: stop replaying
+                return None
+            return self._pending.popleft()
+        for saved in self._pending:
+            if saved.name == name:
+                self._pending.remove(saved)
+                return saved
+        return None
+
+    def release_prior(self) -> None:
+        """Drop replay bookkeeping once the step is done (checkpoints copy records)."""
+        self.prior = None
+        self._pending.clear()
+
+    def peek_claim(self) -> StepRecord | None:
+        return self._pending[0] if self._pending else None
+
+    def adopt(self, saved: StepRecord) -> StepRecord:
+        """Reuse a finished saved child as it is: nothing re-runs, nothing is charged."""
+        self.children.append(saved)
+        return saved
 
     def charge(self, usage: Usage) -> None:
         self.own_cost += money(usage.cost_usd)
@@ -50,9 +105,17 @@ class StepRecord:
 
     def finish(self, success: bool, output: Any, feedback: str | None = None) -> None:
         self.success = success
+        self.paused = False
         self.output = output
         self.feedback = feedback
-        self.latency_s = _now() - self.started_at
+        self.latency_s = (self.latency_s or 0.0) + (_now() - self.started_at)
+
+    def pause(self, feedback: str = "Paused: waiting for human input") -> None:
+        self.paused = True
+        self.success = None
+        self.output = None
+        self.feedback = feedback
+        self.latency_s = (self.latency_s or 0.0) + (_now() - self.started_at)
 
     @property
     def finished(self) -> bool:
@@ -70,14 +133,27 @@ class StepRecord:
         """Finish this record and its unfinished descendants as cancelled."""
         for child in self.children:
             child.interrupt(reason)
-        if self.success is None:
+        if self.success is None and not self.paused:
             self.metadata["cancelled"] = True
             self.finish(False, self.output, self.feedback or f"Cancelled: {reason}")
 
-    def to_result(self, interrupted: str = "cancelled") -> StepResult:
-        """Freeze into a result; unfinished records are reported as cancelled."""
-        self.interrupt(interrupted)
+    def first_paused_leaf(self) -> StepRecord | None:
+        """The human step a resume answers: the first paused leaf in declared order."""
+        if not self.paused:
+            return None
+        if not self.children:
+            return self
+        for child in self.children:
+            found = child.first_paused_leaf()
+            if found is not None:
+                return found
+        return None
+
+    def to_result(self) -> StepResult:
         cost, tokens = self.total()
+        metadata = dict(self.metadata)
+        if self.paused:
+            metadata["paused"] = True
         return StepResult(
             name=self.name,
             output=self.output,
@@ -87,7 +163,7 @@ class StepRecord:
             cost_usd=float(cost),
             token_counts=tokens,
             feedback=self.feedback,
-            metadata=dict(self.metadata),
+            metadata=metadata,
             branch_context=self.branch_context,
-            step_history=[child.to_result(interrupted) for child in self.children],
+            step_history=[child.to_result() for child in self.children],
         )

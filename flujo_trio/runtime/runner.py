@@ -1,9 +1,10 @@
-"""The Runner: one run nursery, one governor, the pipeline's actors, an honest result."""
+"""The Runner: one run nursery, one governor, the pipeline's actors, durable checkpoints."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -12,15 +13,23 @@ import trio
 from ..context import PipelineContext, RunStatus
 from ..dsl.base import StepBase
 from ..dsl.pipeline import Pipeline, as_pipeline
-from ..errors import ConfigurationError, UsageLimitExceededError
+from ..errors import ConfigurationError, ResumeError, UsageLimitExceededError
 from ..results import PipelineResult
+from ..state.memory import MemoryStore
+from ..state.models import RunState
+from ..state.protocol import StateStore
 from ..usage import UsageLimits
-from .control import RunControl
-from .dispatch import run_sequence
+from .control import Answer, RunControl
+from .dispatch import run_step
 from .errors import sole_error
 from .frame import Frame
 from .governor import Governor, GovernorClient, Ledger
 from .record import StepRecord
+
+#: How long saving a cancelled run may hold up the caller's cancellation.
+CANCEL_SAVE_TIMEOUT_S = 5.0
+
+_TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED)
 
 
 class Runner:
@@ -30,10 +39,10 @@ class Runner:
 
     Args:
         pipeline: a :class:`Pipeline` or a single step.
-        limits: cost and token limits for each run as a whole.
+        limits: cost and token limits for each run as a whole (across resumes too).
         context_type: the :class:`PipelineContext` subclass runs start with.
-        store: where run state is kept (see the state-store docs).
-        hooks: callables that receive run events.
+        store: where run state is checkpointed; a :class:`MemoryStore` by default.
+        hooks: reserved for run-event hooks; must be empty in this version.
         name: recorded as the run's ``pipeline_name``; defaults to the first step's name.
         resources: passed to agents that accept a ``resources`` keyword.
     """
@@ -44,7 +53,7 @@ class Runner:
         *,
         limits: UsageLimits | None = None,
         context_type: type[PipelineContext] = PipelineContext,
-        store: Any = None,
+        store: StateStore | None = None,
         hooks: Sequence[Any] = (),
         name: str | None = None,
         resources: Any = None,
@@ -56,14 +65,96 @@ class Runner:
             raise ConfigurationError(
                 f"context_type must be PipelineContext or a subclass of it, got {context_type!r}"
             )
-        if store is not None or tuple(hooks):
+        if store is not None and not isinstance(store, StateStore):
             raise ConfigurationError(
-                "store= and hooks= are not supported by this version of flujo-trio yet"
+                f"store must implement StateStore (MemoryStore, SqliteStore, ...), got {store!r}"
             )
+        if tuple(hooks):
+            raise ConfigurationError("hooks= is not supported by this version of flujo-trio yet")
         self.limits = limits or UsageLimits()
         self.context_type = context_type
+        self.store: StateStore = store if store is not None else MemoryStore()
         self.name = name if name is not None else self.pipeline.name
         self.resources = resources
+
+    # -- starting and resuming ---------------------------------------------------------
+
+    async def run(
+        self,
+        input: Any = None,
+        *,
+        context: PipelineContext | None = None,
+        run_id: str | None = None,
+    ) -> PipelineResult:
+        """Run the pipeline on ``input``.
+
+        Returns the result of a completed, failed or paused run. Raises
+        :class:`UsageLimitExceededError` (with ``.result``) on a budget stop, and lets
+        :class:`trio.Cancelled` through when the caller cancels: never a result then
+        (the run is stored as ``cancelled`` and can be resumed).
+        """
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        elif await self.store.load_run(run_id) is not None:
+            raise ConfigurationError(
+                f"Run {run_id!r} already exists in the store: resume it, or pick a new run id"
+            )
+        context = self._start_context(context, run_id)
+        state = RunState(run_id, self.name, RunStatus.RUNNING, input, context)
+        await self._save(state, [], Ledger(self.limits), RunStatus.RUNNING)
+        return await self._execute(state)
+
+    async def resume(
+        self, run_or_id: PipelineResult | str, human_input: Any = None
+    ) -> PipelineResult:
+        """Continue a stored run where it stopped; finished steps are never re-run.
+
+        A paused run needs ``human_input`` (the answer to its first paused human step,
+        in declared order); a run that stopped between steps (a crash, a cancel, a
+        budget stop with raised limits) continues without. Raises :class:`ResumeError`
+        for unknown, completed or failed runs, for input sent to a run that is not
+        paused, and for input that does not fit the human step (the stored run is left
+        unchanged then).
+        """
+        run_id = run_or_id.run_id if isinstance(run_or_id, PipelineResult) else run_or_id
+        if not isinstance(run_id, str):
+            raise ResumeError(f"resume() takes a run id or a PipelineResult, got {run_or_id!r}")
+        state = await self.store.load_run(run_id)
+        if state is None:
+            raise ResumeError(f"No run {run_id!r} in this runner's store")
+        if state.pipeline_name != self.name:
+            raise ResumeError(
+                f"Run {run_id!r} belongs to pipeline {state.pipeline_name!r}, but this runner "
+                f"runs {self.name!r}: resume it with the runner that started it"
+            )
+        if state.status in _TERMINAL:
+            raise ResumeError(f"Run {run_id!r} is {state.status.value}: there is nothing to resume")
+        target: StepRecord | None = None
+        if state.status is RunStatus.PAUSED:
+            target = _first_paused(state.steps)
+            if human_input is None or target is None:
+                where = f" at {target.name!r}" if target is not None else ""
+                raise ResumeError(
+                    f"Run {run_id!r} is paused{where} waiting for a person: "
+                    "pass human_input=... to resume it"
+                )
+        elif human_input is not None:
+            raise ResumeError(
+                f"Run {run_id!r} is {state.status.value}, not paused: it takes no human input; "
+                "call resume(run_id) without human_input to continue it"
+            )
+        answer = Answer(human_input) if target is not None else None
+        return await self._execute(state, prior=state.steps, answer_for=target, answer=answer)
+
+    def run_sync(
+        self,
+        input: Any = None,
+        *,
+        context: PipelineContext | None = None,
+        run_id: str | None = None,
+    ) -> PipelineResult:
+        """Run from synchronous code: starts a Trio event loop for the run."""
+        return trio.run(partial(self.run, input, context=context, run_id=run_id))
 
     def _start_context(self, context: PipelineContext | None, run_id: str) -> PipelineContext:
         if context is None:
@@ -77,54 +168,53 @@ class Runner:
         context.status = RunStatus.RUNNING
         return context
 
-    async def run(
-        self,
-        input: Any = None,
-        *,
-        context: PipelineContext | None = None,
-        run_id: str | None = None,
-    ) -> PipelineResult:
-        """Run the pipeline on ``input``.
+    # -- one execution (a run, or a resume replaying what was saved) -------------------------
 
-        Returns the result of a completed or failed run. Raises
-        :class:`UsageLimitExceededError` (with ``.result``) on a budget stop, and lets
-        :class:`trio.Cancelled` through when the caller cancels: never a result then.
-        """
-        run_id = run_id or uuid.uuid4().hex
-        context = self._start_context(context, run_id)
-        root = StepRecord(self.name)
-        ledger = Ledger(self.limits)
+    async def _execute(
+        self,
+        state: RunState,
+        *,
+        prior: list[StepRecord] | None = None,
+        answer_for: StepRecord | None = None,
+        answer: Answer | None = None,
+    ) -> PipelineResult:
+        context = state.context
+        context.status = RunStatus.RUNNING
+        root = StepRecord.start(self.name, StepRecord(self.name, children=list(prior or [])))
+        ledger = Ledger(self.limits, spent_cost=state.spent_cost, spent_tokens=state.spent_tokens)
         governed = trio.CancelScope()
         governor = Governor.open(ledger, governed)
-        control = RunControl(governed)
+        control = RunControl(governed, answer_for=answer_for, answer=answer)
         frame = Frame(context, GovernorClient(governor.send_channel), control, self.resources)
-        last = None
+        last: StepRecord | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(governor.serve, name="flujo-governor")
-                try:
-                    with governed:
-                        last = await run_sequence(self.pipeline.steps, input, frame, root)
-                finally:
-                    governor.close()
-        except BaseExceptionGroup as group:
-            raise sole_error(group) from None
-        finally:
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(governor.serve, name="flujo-governor")
+                    try:
+                        with governed:
+                            last = await self._drive(state, frame, root, ledger)
+                    finally:
+                        governor.close()
+            except BaseExceptionGroup as group:
+                raise sole_error(group) from None
+        except trio.Cancelled:
             ledger.charge_abandoned()
-        if ledger.stop_message is not None:
-            status = RunStatus.BUDGET_EXCEEDED
-        elif control.error_type is not None:
-            status = RunStatus.FAILED
-        elif last is not None and last.success:
-            status = RunStatus.COMPLETED
-        else:
-            status = RunStatus.FAILED
-        context.status = status
-        interrupted = ledger.stop_message or control.message or "cancelled"
+            with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
+                cleanup.shield = True
+                await self._save(state, root.children, ledger, RunStatus.CANCELLED)
+            raise
+        ledger.charge_abandoned()
+        status = self._final_status(ledger, control, last)
+        if status is RunStatus.PAUSED:
+            leaf = _first_paused(root.children)
+            context.pause_message = leaf.metadata.get("pause_message") if leaf else None
+        await self._save(state, root.children, ledger, status)
+        root.interrupt(ledger.stop_message or control.message or "cancelled")
         spent = ledger.spent
         result = PipelineResult(
-            run_id=run_id,
-            step_history=[child.to_result(interrupted) for child in root.children],
+            run_id=state.run_id,
+            step_history=[child.to_result() for child in root.children],
             total_cost_usd=spent.cost_usd,
             total_tokens=spent.tokens,
             final_context=context,
@@ -136,12 +226,47 @@ class Runner:
             raise control.error_type(control.message or "run halted", result)
         return result
 
-    def run_sync(
-        self,
-        input: Any = None,
-        *,
-        context: PipelineContext | None = None,
-        run_id: str | None = None,
-    ) -> PipelineResult:
-        """Run from synchronous code: starts a Trio event loop for the run."""
-        return trio.run(partial(self.run, input, context=context, run_id=run_id))
+    async def _drive(
+        self, state: RunState, frame: Frame, root: StepRecord, ledger: Ledger
+    ) -> StepRecord | None:
+        """Top-level steps in order, with a checkpoint after each one that ran."""
+        data = state.input
+        last: StepRecord | None = None
+        for step in self.pipeline.steps:
+            saved = root.peek_claim()
+            last = await run_step(step, data, frame, root)
+            if not (last is saved and last.finished):
+                await self._save(state, root.children, ledger, RunStatus.RUNNING)
+            if not last.success:
+                break
+            frame.context.step_outputs[step.name] = last.output
+            data = last.output
+        return last
+
+    @staticmethod
+    def _final_status(ledger: Ledger, control: RunControl, last: StepRecord | None) -> RunStatus:
+        if ledger.stop_message is not None:
+            return RunStatus.BUDGET_EXCEEDED
+        if control.error_type is not None or last is None:
+            return RunStatus.FAILED
+        if last.paused:
+            return RunStatus.PAUSED
+        return RunStatus.COMPLETED if last.success else RunStatus.FAILED
+
+    async def _save(
+        self, state: RunState, steps: list[StepRecord], ledger: Ledger, status: RunStatus
+    ) -> None:
+        state.status = status
+        state.context.status = status
+        state.steps = list(steps)
+        state.spent_cost, state.spent_tokens = ledger.spent_cost, ledger.spent_tokens
+        state.updated_at = datetime.now(UTC)
+        await self.store.save_run(state)
+
+
+def _first_paused(records: list[StepRecord]) -> StepRecord | None:
+    for record in records:
+        leaf = record.first_paused_leaf()
+        if leaf is not None:
+            return leaf
+    return None

@@ -1,0 +1,37 @@
+"""The human-step actor: pause, or take the answer a resume brought."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import HumanInteraction
+from ..dsl.human import HumanStep
+from ..errors import ResumeError, SerializationError
+from ..serialization import structure
+from .frame import Frame
+from .record import StepRecord
+
+
+async def run_human(step: HumanStep, data: Any, frame: Frame, record: StepRecord) -> None:
+    prior = record.prior
+    if prior is not None and "pause_message" in prior.metadata:
+        message = str(prior.metadata["pause_message"])
+    else:
+        message = step.message if step.message is not None else str(data)
+    record.metadata["pause_message"] = message
+    answer = frame.control.take_answer(prior)
+    if answer is None:
+        frame.context.pause_message = message
+        record.pause(f"Paused: {message}")
+        return
+    response = answer.value
+    if step.input_type is not None:
+        try:
+            response = structure(response, step.input_type, what=f"human input for {step.name!r}")
+        except SerializationError as error:
+            raise ResumeError(
+                f"{error}; the run is still paused, resume again with a valid answer"
+            ) from error
+    frame.context.hitl_history.append(HumanInteraction(message, response))
+    frame.context.pause_message = None
+    record.finish(True, response)

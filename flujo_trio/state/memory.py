@@ -1,0 +1,47 @@
+"""The default store: live objects in this process, nothing serialized."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+from ..context import RunStatus
+from .models import RunState, RunSummary
+
+
+class MemoryStore:
+    """Keeps deep copies of run states, so a later change to a live context (or a
+    rejected resume) never alters what was saved. Lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunState] = {}
+
+    async def save_run(self, state: RunState) -> None:
+        saved = copy.deepcopy(state)
+        previous = self._runs.get(state.run_id)
+        if previous is not None:
+            saved.created_at = previous.created_at
+        saved.updated_at = datetime.now(UTC)
+        self._runs[state.run_id] = saved
+
+    async def load_run(self, run_id: str) -> RunState | None:
+        state = self._runs.get(run_id)
+        return copy.deepcopy(state) if state is not None else None
+
+    async def list_runs(self, status: RunStatus | None = None) -> list[RunSummary]:
+        return [
+            RunSummary(
+                s.run_id,
+                s.status,
+                s.pipeline_name,
+                s.created_at,
+                s.updated_at,
+                s.total_cost_usd,
+                s.spent_tokens,
+            )
+            for s in sorted(self._runs.values(), key=lambda s: s.updated_at, reverse=True)
+            if status is None or s.status is status
+        ]
+
+    async def delete_run(self, run_id: str) -> bool:
+        return self._runs.pop(run_id, None) is not None
