@@ -79,8 +79,19 @@ def _resolve_class(path: str, base: type | None = None) -> type:
 # -- strict primitives ---------------------------------------------------------------
 
 
+def _structure_enum(value: Any, cls: type[enum.Enum]) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        members = ", ".join(repr(member.value) for member in cls)
+        raise ValueError(f"{value!r} is not a {cls.__qualname__} (one of {members})") from None
+
+
 def _strict(kind: type, accept: tuple[type, ...], reject: tuple[type, ...] = ()) -> Any:
-    def structure(value: Any, _: Any) -> Any:
+    def structure(value: Any, cls: Any) -> Any:
+        if isinstance(cls, type) and issubclass(cls, enum.Enum):
+            # StrEnum / IntEnum reach the str / int hook through their MRO.
+            return _structure_enum(value, cls)
         if isinstance(value, reject) or not isinstance(value, accept):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
         return kind(value)
@@ -217,10 +228,13 @@ def make_flujo_converter() -> JsonConverter:
     converter.register_structure_hook(float, _strict(float, (int, float), (bool,)))
     converter.register_structure_hook(str, _strict(str, (str,)))
     converter.register_unstructure_hook(Decimal, str)
+
     # Enums are stored by value (StrEnum and IntEnum too), readable in the sqlite shell.
-    converter.register_unstructure_hook_func(
-        lambda cls: isinstance(cls, type) and issubclass(cls, enum.Enum), lambda v: v.value
-    )
+    def is_enum(cls: Any) -> bool:
+        return isinstance(cls, type) and issubclass(cls, enum.Enum)
+
+    converter.register_unstructure_hook_func(is_enum, lambda v: v.value)
+    converter.register_structure_hook_func(is_enum, _structure_enum)
     converter.register_structure_hook(Decimal, _structure_decimal)
 
     def is_any(cls: Any) -> bool:

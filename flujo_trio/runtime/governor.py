@@ -8,6 +8,13 @@ is decided before step N+1 asks to start.
 
 Each turn the governor drains everything queued, applies all spend first, and only
 then decides admissions, so a reservation is never granted against stale totals.
+
+Requests are put on the channel with ``send_nowait`` and then awaited, so a request
+is never lost to a cancellation: usage settled by a step that is being cancelled
+still reaches the ledger. The channel is unbounded for that reason, but it cannot
+grow without bound: every sender waits for its answer, so each task has at most one
+request queued. That wait is the backpressure (unlike fire-and-forget usage events,
+which let branches run far past a limit before the ledger catches up).
 Reservations are admitted atomically (spent + reserved + new <= limit). A breach of
 spend cancels the governed scope at once. A denied reservation closes admissions
 and lets the calls already admitted finish (their cost fits the limit); when none
@@ -23,10 +30,6 @@ import attrs
 import trio
 
 from ..usage import Usage, UsageLimits, money
-
-#: Requests a full channel holds before senders block; each sender also waits for
-#: its reply, so this only bounds bursts from very wide fan-out.
-CHANNEL_CAPACITY = 256
 
 
 @attrs.define(eq=False)
@@ -51,6 +54,8 @@ class Reserve:
     done: trio.Event = attrs.field(factory=trio.Event)
     granted: Reservation | None = None
     denial: str | None = None
+    abandoned: bool = False
+    """Set when the requester was cancelled before the answer: never grant it then."""
 
 
 @attrs.define(eq=False)
@@ -160,15 +165,14 @@ class Governor:
 
     @classmethod
     def open(cls, ledger: Ledger, governed: trio.CancelScope) -> Governor:
-        send, receive = trio.open_memory_channel[Message](CHANNEL_CAPACITY)
+        send, receive = trio.open_memory_channel[Message](math.inf)
         return cls(ledger, governed, send, receive)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until every sender is gone (the runner closes the send side)."""
-        with self.receive_channel:
-            task_status.started()
-            async for first in self.receive_channel:
-                self._handle([first, *self._drain()])
+        """Run until the runner closes the send side; :meth:`finish` handles leftovers."""
+        task_status.started()
+        async for first in self.receive_channel:
+            self._handle([first, *self._drain()])
 
     def _drain(self) -> list[Message]:
         batch: list[Message] = []
@@ -187,7 +191,7 @@ class Governor:
                 ledger.spend(message.delta)
         ledger.check_breach()
         for message in batch:
-            if isinstance(message, Reserve):
+            if isinstance(message, Reserve) and not message.abandoned:
                 message.granted = ledger.admit(message.usage)
                 message.denial = None if message.granted else ledger.stop_message
                 # Answered before any cancel below, so a denied step learns it was
@@ -205,6 +209,17 @@ class Governor:
     def close(self) -> None:
         self.send_channel.close()
 
+    def finish(self) -> None:
+        """After the run: apply spend still queued (the governor may have been cancelled
+        first), then charge calls cancelled mid-flight their reservation."""
+        for message in self._drain():
+            if isinstance(message, Settle):
+                self.ledger.settle(message.reservation, message.actual)
+            elif isinstance(message, Report):
+                self.ledger.spend(message.delta)
+        self.receive_channel.close()
+        self.ledger.charge_abandoned()
+
 
 @attrs.frozen
 class GovernorClient:
@@ -215,8 +230,17 @@ class GovernorClient:
     async def reserve(self, usage: Usage) -> Reservation | str:
         """Admission for one agent call: the reservation, or why it was denied."""
         request = Reserve(usage)
-        await self.send_channel.send(request)
-        await request.done.wait()
+        self.send_channel.send_nowait(request)
+        try:
+            await request.done.wait()
+        except trio.Cancelled:
+            # The governor may already have granted it (the grant and this cancel can
+            # land in the same scheduling batch): hand it back unused. Otherwise mark it
+            # so the governor never grants it.
+            request.abandoned = True
+            if request.granted is not None:
+                self.send_channel.send_nowait(Settle(request.granted, Usage()))
+            raise
         if request.granted is not None:
             return request.granted
         return request.denial or "Usage limit reached"
@@ -224,12 +248,13 @@ class GovernorClient:
     async def settle(self, reservation: Reservation, actual: Usage) -> None:
         """Hand the actual usage to the ledger; a breach cancels the run right here."""
         request = Settle(reservation, actual)
-        await self.send_channel.send(request)
+        self.send_channel.send_nowait(request)
         await request.done.wait()
 
     async def report(self, delta: Usage) -> None:
+        """Usage not tied to a reservation (e.g. spent by a tool outside an agent call)."""
         request = Report(delta)
-        await self.send_channel.send(request)
+        self.send_channel.send_nowait(request)
         await request.done.wait()
 
     async def wait_for_stop(self) -> None:

@@ -199,12 +199,12 @@ class Runner:
             except BaseExceptionGroup as group:
                 raise sole_error(group) from None
         except trio.Cancelled:
-            ledger.charge_abandoned()
+            governor.finish()
             with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
                 cleanup.shield = True
                 await self._save(state, root.children, ledger, RunStatus.CANCELLED)
             raise
-        ledger.charge_abandoned()
+        governor.finish()
         status = self._final_status(ledger, control, last)
         if status is RunStatus.PAUSED:
             leaf = _first_paused(root.children)
