@@ -26,6 +26,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import JsonConverter, make_converter
+from cattrs.v import format_exception
 
 from .context import PipelineContext
 from .errors import SerializationError
@@ -34,6 +35,8 @@ from .runtime.record import StepRecord
 T = TypeVar("T")
 
 CONTEXT_TAG = "__type__"
+#: StepRecord's replay bookkeeping: rebuilt on load, never stored.
+_REPLAY_FIELDS = ("started_at", "prior", "_pending")
 VALUE_TAG = "__flujo_type__"
 
 
@@ -51,9 +54,16 @@ def _subclasses(cls: type) -> Iterator[type]:
 def _resolve_class(path: str, base: type | None = None) -> type:
     """The class named ``module.QualName``: importable, or a live subclass of ``base``."""
     if base is not None:
-        for candidate in (base, *_subclasses(base)):
-            if class_path(candidate) == path:
-                return candidate
+        # ``attrs.define`` replaces a class by a slotted copy; the original lingers in
+        # ``__subclasses__()`` until collected, without fields of its own. Take the
+        # newest class that attrs itself built.
+        matches = [
+            candidate
+            for candidate in (base, *_subclasses(base))
+            if class_path(candidate) == path and "__attrs_attrs__" in vars(candidate)
+        ]
+        if matches:
+            return matches[-1]
     module_name, _, qualname = path.rpartition(".")
     while module_name:
         try:
@@ -234,6 +244,9 @@ def make_flujo_converter() -> JsonConverter:
         return isinstance(cls, type) and issubclass(cls, enum.Enum)
 
     converter.register_unstructure_hook_func(is_enum, lambda v: v.value)
+    # StrEnum and IntEnum would reach the str / int pass-through through their MRO.
+    for mixed in (enum.StrEnum, enum.IntEnum, enum.IntFlag):
+        converter.register_unstructure_hook(mixed, lambda v: v.value)
     converter.register_structure_hook_func(is_enum, _structure_enum)
     converter.register_structure_hook(Decimal, _structure_decimal)
 
@@ -244,14 +257,12 @@ def make_flujo_converter() -> JsonConverter:
     converter.register_structure_hook_func(is_any, lambda v, _: _decode_any(converter, v))
     _context_hooks(converter)
     # Replay bookkeeping is rebuilt on load; the clock reading is per-process.
-    omit = override(omit=True)
+    omitted = {name: override(omit=True) for name in _REPLAY_FIELDS}
     converter.register_unstructure_hook(
-        StepRecord,
-        make_dict_unstructure_fn(StepRecord, converter, started_at=omit, prior=omit, _pending=omit),
+        StepRecord, make_dict_unstructure_fn(StepRecord, converter, **omitted)  # type: ignore[arg-type]
     )
     converter.register_structure_hook(
-        StepRecord,
-        make_dict_structure_fn(StepRecord, converter, started_at=omit, prior=omit, _pending=omit),
+        StepRecord, make_dict_structure_fn(StepRecord, converter, **omitted)  # type: ignore[arg-type]
     )
     return converter
 
@@ -266,8 +277,10 @@ converter = make_flujo_converter()
 def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     yield path, value
     if attrs.has(type(value)):
+        skipped = _REPLAY_FIELDS if isinstance(value, StepRecord) else ()
         for field in attrs.fields(type(value)):
-            yield from _walk(getattr(value, field.name), f"{path}.{field.name}")
+            if field.name not in skipped:
+                yield from _walk(getattr(value, field.name), f"{path}.{field.name}")
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _walk(item, f"{path}[{key!r}]")
@@ -301,6 +314,14 @@ def unstructure(value: Any, as_type: Any, *, what: str) -> Any:
         ) from error
 
 
+def _describe(error: BaseException, expected: Any) -> str:
+    """cattrs' wording, plus our own message when it explains more (enum members)."""
+    described = format_exception(error, expected)
+    if isinstance(error, ValueError | TypeError) and str(error):
+        return f"{described} ({error})"
+    return described
+
+
 def structure(data: Any, as_type: type[T], *, what: str) -> T:
     """Structure stored data; a mismatch names every failing path inside ``what``."""
     try:
@@ -309,7 +330,7 @@ def structure(data: Any, as_type: type[T], *, what: str) -> T:
         raise SerializationError(f"Cannot load {what}: {error}") from error
     except Exception as error:
         details = (
-            "; ".join(cattrs.transform_error(error))
+            "; ".join(cattrs.transform_error(error, format_exception=_describe))
             if isinstance(error, cattrs.BaseValidationError)
             else f"{type(error).__name__}: {error}"
         )
