@@ -259,10 +259,12 @@ def make_flujo_converter() -> JsonConverter:
     # Replay bookkeeping is rebuilt on load; the clock reading is per-process.
     omitted = {name: override(omit=True) for name in _REPLAY_FIELDS}
     converter.register_unstructure_hook(
-        StepRecord, make_dict_unstructure_fn(StepRecord, converter, **omitted)  # type: ignore[arg-type]
+        StepRecord,
+        make_dict_unstructure_fn(StepRecord, converter, **omitted),  # type: ignore[arg-type]
     )
     converter.register_structure_hook(
-        StepRecord, make_dict_structure_fn(StepRecord, converter, **omitted)  # type: ignore[arg-type]
+        StepRecord,
+        make_dict_structure_fn(StepRecord, converter, **omitted),  # type: ignore[arg-type]
     )
     return converter
 
