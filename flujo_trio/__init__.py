@@ -21,6 +21,7 @@ from .dsl.parallel import MergeStrategy as MergeStrategy
 from .dsl.parallel import ParallelStep as ParallelStep
 from .dsl.pipeline import Pipeline as Pipeline
 from .dsl.step import Step as Step
+from .errors import AbortRun as AbortRun
 from .errors import ConfigurationError as ConfigurationError
 from .errors import FlujoTrioError as FlujoTrioError
 from .errors import MergeConflictError as MergeConflictError
@@ -28,6 +29,13 @@ from .errors import ResumeError as ResumeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import UsageLimitExceededError as UsageLimitExceededError
+from .events import Event as Event
+from .events import RunFinished as RunFinished
+from .events import RunPaused as RunPaused
+from .events import RunStarted as RunStarted
+from .events import StepFinished as StepFinished
+from .events import StepStarted as StepStarted
+from .events import UsageUpdated as UsageUpdated
 from .results import PipelineResult as PipelineResult
 from .results import StepResult as StepResult
 from .runtime.runner import Runner as Runner
@@ -44,10 +52,12 @@ from .usage import UsageLimits as UsageLimits
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortRun",
     "AgentResult",
     "BranchFailure",
     "ConditionalStep",
     "ConfigurationError",
+    "Event",
     "FlujoTrioError",
     "HumanInteraction",
     "HumanStep",
@@ -64,6 +74,9 @@ __all__ = [
     "PluginOutcome",
     "Processors",
     "ResumeError",
+    "RunFinished",
+    "RunPaused",
+    "RunStarted",
     "RunState",
     "RunStatus",
     "RunSummary",
@@ -74,10 +87,13 @@ __all__ = [
     "StateStore",
     "Step",
     "StepCache",
+    "StepFinished",
     "StepResult",
+    "StepStarted",
     "StoreError",
     "Usage",
     "UsageLimitExceededError",
     "UsageLimits",
+    "UsageUpdated",
     "ValidationResult",
 ]

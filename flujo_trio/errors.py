@@ -48,3 +48,10 @@ class SerializationError(FlujoTrioError):
 
 class StoreError(FlujoTrioError):
     """A state store cannot be used: not a flujo-trio store, or written by a newer version."""
+
+
+class AbortRun(FlujoTrioError):
+    """Raise from a hook to stop the run on purpose; the run ends ``failed``.
+
+    The message says why, and is repeated in the feedback of the steps it stopped.
+    """

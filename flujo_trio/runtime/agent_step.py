@@ -17,6 +17,7 @@ import trio
 from ..cache import CachedOutput
 from ..dsl.step import Step
 from ..errors import ConfigurationError
+from ..events import UsageUpdated
 from ..usage import Usage, format_money, money, usage_of_error, usage_of_output
 from .checks import CheckFailed, apply_plugins, apply_processors, run_validators
 from .frame import Frame
@@ -134,7 +135,9 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
         if step.reserve is not None and reservation.exceeded_by(usage):
             metadata["reservation_exceeded"] = True
             record.metadata["reservation_exceeded"] = True
-        await frame.governor.settle(reservation, usage)
+        total = await frame.governor.settle(reservation, usage)
+        if frame.events.active:
+            await frame.events.emit(UsageUpdated(total, frame.events.limits))
         if error_message is None:
             return Outcome(output, None, metadata)
         errors.append(error_message)

@@ -17,10 +17,14 @@ import trio
 
 from ..context import PipelineContext
 from ..dsl.pipeline import Pipeline
+from ..events import StepFinished, StepStarted
 from .dispatch import run_sequence
 from .errors import sole_error
 from .frame import Frame
 from .record import StepRecord
+
+#: How long a failed branch may wait to report itself after cancelling its siblings.
+EVENT_SHIELD_S = 5.0
 
 
 @attrs.frozen
@@ -105,16 +109,22 @@ async def _run_job(
         context = copy.deepcopy(saved_context if saved_context is not None else result.snapshot)
         record = parent.child(job.name, prior)
         result.records[index] = record
+        job_frame = frame.with_context(context).enter(job.name)
+        if job_frame.events.active:
+            await job_frame.events.emit(StepStarted(job_frame.path))
         try:
-            last = await run_sequence(
-                job.body.steps, job.data, frame.with_context(context).enter(job.name), record
-            )
+            last = await run_sequence(job.body.steps, job.data, job_frame, record)
         finally:
             record.release_prior()
         record.branch_context = context
         if last.paused:
             record.pause(last.feedback or "Paused")
-            return
-        record.finish(bool(last.success), last.output, last.feedback)
-        if not last.success and cancel_on_failure is not None:
+        else:
+            record.finish(bool(last.success), last.output, last.feedback)
+        if not last.success and not last.paused and cancel_on_failure is not None:
             cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
+        if job_frame.events.active:
+            # The failure just cancelled this task's scope too; still say how it ended.
+            with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
+                cleanup.shield = True
+                await job_frame.events.emit(StepFinished(job_frame.path, record.to_result()))

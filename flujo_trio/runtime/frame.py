@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from ..context import PipelineContext
+from .bus import EventBus
 from .control import RunControl
 from .governor import GovernorClient
 
@@ -18,6 +19,7 @@ class Frame:
     context: PipelineContext
     governor: GovernorClient
     control: RunControl
+    events: EventBus
     resources: Any = None
     path: tuple[str, ...] = ()
 

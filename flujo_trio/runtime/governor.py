@@ -63,6 +63,8 @@ class Settle:
     reservation: Reservation
     actual: Usage
     done: trio.Event = attrs.field(factory=trio.Event)
+    total: Usage | None = None
+    """The ledger's total once this was applied (for usage events)."""
 
 
 @attrs.define(eq=False)
@@ -187,6 +189,7 @@ class Governor:
         for message in batch:
             if isinstance(message, Settle):
                 ledger.settle(message.reservation, message.actual)
+                message.total = ledger.spent
             elif isinstance(message, Report):
                 ledger.spend(message.delta)
         ledger.check_breach()
@@ -245,11 +248,16 @@ class GovernorClient:
             return request.granted
         return request.denial or "Usage limit reached"
 
-    async def settle(self, reservation: Reservation, actual: Usage) -> None:
-        """Hand the actual usage to the ledger; a breach cancels the run right here."""
+    async def settle(self, reservation: Reservation, actual: Usage) -> Usage:
+        """Hand the actual usage to the ledger; a breach cancels the run right here.
+
+        Returns the run's total spend once this usage was applied.
+        """
         request = Settle(reservation, actual)
         self.send_channel.send_nowait(request)
         await request.done.wait()
+        assert request.total is not None
+        return request.total
 
     async def report(self, delta: Usage) -> None:
         """Usage not tied to a reservation (e.g. spent by a tool outside an agent call)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -14,11 +15,13 @@ from ..context import PipelineContext, RunStatus
 from ..dsl.base import StepBase
 from ..dsl.pipeline import Pipeline, as_pipeline
 from ..errors import ConfigurationError, ResumeError, UsageLimitExceededError
+from ..events import Event, RunFinished, RunPaused, RunStarted
 from ..results import PipelineResult
 from ..state.memory import MemoryStore
 from ..state.models import RunState
 from ..state.protocol import StateStore
 from ..usage import UsageLimits
+from .bus import EventBus, Hook
 from .control import Answer, RunControl
 from .dispatch import run_step
 from .errors import sole_error
@@ -42,9 +45,11 @@ class Runner:
         limits: cost and token limits for each run as a whole (across resumes too).
         context_type: the :class:`PipelineContext` subclass runs start with.
         store: where run state is checkpointed; a :class:`MemoryStore` by default.
-        hooks: reserved for run-event hooks; must be empty in this version.
+        hooks: callables (sync or async) that receive every run event; raising
+            :class:`AbortRun` stops the run, other errors are logged and ignored.
         name: recorded as the run's ``pipeline_name``; defaults to the first step's name.
         resources: passed to agents that accept a ``resources`` keyword.
+        origin: recorded with each run (the CLI stores its TARGET here).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class Runner:
         hooks: Sequence[Any] = (),
         name: str | None = None,
         resources: Any = None,
+        origin: str | None = None,
     ) -> None:
         self.pipeline = as_pipeline("Runner", pipeline)
         if limits is not None and not isinstance(limits, UsageLimits):
@@ -69,13 +75,16 @@ class Runner:
             raise ConfigurationError(
                 f"store must implement StateStore (MemoryStore, SqliteStore, ...), got {store!r}"
             )
-        if tuple(hooks):
-            raise ConfigurationError("hooks= is not supported by this version of flujo-trio yet")
+        for hook in hooks:
+            if not callable(hook):
+                raise ConfigurationError(f"hooks must be callables taking an event, got {hook!r}")
         self.limits = limits or UsageLimits()
         self.context_type = context_type
         self.store: StateStore = store if store is not None else MemoryStore()
         self.name = name if name is not None else self.pipeline.name
         self.resources = resources
+        self.hooks: tuple[Hook, ...] = tuple(hooks)
+        self.origin = origin
 
     # -- starting and resuming ---------------------------------------------------------
 
@@ -93,6 +102,15 @@ class Runner:
         :class:`trio.Cancelled` through when the caller cancels: never a result then
         (the run is stored as ``cancelled`` and can be resumed).
         """
+        return await self._start(input, context, run_id, stream=None)
+
+    async def _start(
+        self,
+        input: Any,
+        context: PipelineContext | None,
+        run_id: str | None,
+        stream: trio.MemorySendChannel[Event] | None,
+    ) -> PipelineResult:
         if run_id is None:
             run_id = uuid.uuid4().hex
         elif await self.store.load_run(run_id) is not None:
@@ -100,9 +118,59 @@ class Runner:
                 f"Run {run_id!r} already exists in the store: resume it, or pick a new run id"
             )
         context = self._start_context(context, run_id)
-        state = RunState(run_id, self.name, RunStatus.RUNNING, input, context)
+        state = RunState(run_id, self.name, RunStatus.RUNNING, input, context, origin=self.origin)
         await self._save(state, [], Ledger(self.limits), RunStatus.RUNNING)
-        return await self._execute(state)
+        return await self._execute(state, stream=stream)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        input: Any = None,
+        *,
+        context: PipelineContext | None = None,
+        run_id: str | None = None,
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """Run the pipeline and receive its events as they happen.
+
+        ``async with runner.stream(input) as events: async for event in events: ...``
+        The run is a task of a nursery this context manager owns. A slow consumer
+        holds the run back (no unbounded buffering); leaving the block early cancels
+        the run, which is stored as ``cancelled``. Errors the run raises (e.g.
+        :class:`UsageLimitExceededError`) are raised when the block exits.
+        """
+        async with self._streaming(partial(self._start, input, context, run_id)) as events:
+            yield events
+
+    @asynccontextmanager
+    async def stream_resume(
+        self, run_or_id: PipelineResult | str, human_input: Any = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        """:meth:`resume`, with events as in :meth:`stream`."""
+        async with self._streaming(partial(self._resume, run_or_id, human_input)) as events:
+            yield events
+
+    @asynccontextmanager
+    async def _streaming(
+        self, start: Callable[[trio.MemorySendChannel[Event]], Awaitable[PipelineResult]]
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Event]]:
+        send, receive = trio.open_memory_channel[Event](0)
+
+        async def produce() -> None:
+            with send:
+                await start(send)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce, name=f"flujo-run:{self.name}")
+                try:
+                    yield receive
+                finally:
+                    # Cancel before closing, so a run blocked on a send is cancelled
+                    # (and stored as such) rather than failing on a closed channel.
+                    nursery.cancel_scope.cancel(reason="flujo-trio: stream consumer left")
+                    receive.close()
+        except BaseExceptionGroup as group:
+            raise sole_error(group) from None
 
     async def resume(
         self, run_or_id: PipelineResult | str, human_input: Any = None
@@ -116,6 +184,14 @@ class Runner:
         paused, and for input that does not fit the human step (the stored run is left
         unchanged then).
         """
+        return await self._resume(run_or_id, human_input, None)
+
+    async def _resume(
+        self,
+        run_or_id: PipelineResult | str,
+        human_input: Any,
+        stream: trio.MemorySendChannel[Event] | None,
+    ) -> PipelineResult:
         run_id = run_or_id.run_id if isinstance(run_or_id, PipelineResult) else run_or_id
         if not isinstance(run_id, str):
             raise ResumeError(f"resume() takes a run id or a PipelineResult, got {run_or_id!r}")
@@ -144,7 +220,9 @@ class Runner:
                 "call resume(run_id) without human_input to continue it"
             )
         answer = Answer(human_input) if target is not None else None
-        return await self._execute(state, prior=state.steps, answer_for=target, answer=answer)
+        return await self._execute(
+            state, prior=state.steps, answer_for=target, answer=answer, stream=stream
+        )
 
     def run_sync(
         self,
@@ -177,21 +255,30 @@ class Runner:
         prior: list[StepRecord] | None = None,
         answer_for: StepRecord | None = None,
         answer: Answer | None = None,
+        stream: trio.MemorySendChannel[Event] | None = None,
     ) -> PipelineResult:
         context = state.context
         context.status = RunStatus.RUNNING
+        state.limits = self.limits
         root = StepRecord.start(self.name, StepRecord(self.name, children=list(prior or [])))
         ledger = Ledger(self.limits, spent_cost=state.spent_cost, spent_tokens=state.spent_tokens)
         governed = trio.CancelScope()
         governor = Governor.open(ledger, governed)
         control = RunControl(governed, answer_for=answer_for, answer=answer)
-        frame = Frame(context, GovernorClient(governor.send_channel), control, self.resources)
+        events = EventBus(self.hooks, stream, control, self.limits)
+        frame = Frame(
+            context, GovernorClient(governor.send_channel), control, events, self.resources
+        )
         last: StepRecord | None = None
         try:
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(governor.serve, name="flujo-governor")
                     try:
+                        if events.active:
+                            await events.emit(
+                                RunStarted(state.run_id, self.name, resumed=prior is not None)
+                            )
                         with governed:
                             last = await self._drive(state, frame, root, ledger)
                     finally:
@@ -203,6 +290,10 @@ class Runner:
             with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
                 cleanup.shield = True
                 await self._save(state, root.children, ledger, RunStatus.CANCELLED)
+                if self.hooks:
+                    root.interrupt("the caller cancelled the run")
+                    cancelled = self._result(state, root, ledger, RunStatus.CANCELLED)
+                    await events.emit(RunFinished(cancelled), hooks_only=True)
             raise
         governor.finish()
         status = self._final_status(ledger, control, last)
@@ -210,21 +301,30 @@ class Runner:
             leaf = _first_paused(root.children)
             context.pause_message = leaf.metadata.get("pause_message") if leaf else None
         await self._save(state, root.children, ledger, status)
-        root.interrupt(ledger.stop_message or control.message or "cancelled")
-        spent = ledger.spent
-        result = PipelineResult(
-            run_id=state.run_id,
-            step_history=[child.to_result() for child in root.children],
-            total_cost_usd=spent.cost_usd,
-            total_tokens=spent.tokens,
-            final_context=context,
-            status=status,
-        )
+        root.interrupt(ledger.stop_message or control.stop_reason or "cancelled")
+        result = self._result(state, root, ledger, status)
+        if events.active:
+            if status is RunStatus.PAUSED:
+                await events.emit(RunPaused(state.run_id, context.pause_message, result))
+            await events.emit(RunFinished(result))
         if ledger.stop_message is not None:
             raise UsageLimitExceededError(ledger.stop_message, result)
         if control.error_type is not None:
             raise control.error_type(control.message or "run halted", result)
         return result
+
+    def _result(
+        self, state: RunState, root: StepRecord, ledger: Ledger, status: RunStatus
+    ) -> PipelineResult:
+        spent = ledger.spent
+        return PipelineResult(
+            run_id=state.run_id,
+            step_history=[child.to_result() for child in root.children],
+            total_cost_usd=spent.cost_usd,
+            total_tokens=spent.tokens,
+            final_context=state.context,
+            status=status,
+        )
 
     async def _drive(
         self, state: RunState, frame: Frame, root: StepRecord, ledger: Ledger
@@ -247,7 +347,7 @@ class Runner:
     def _final_status(ledger: Ledger, control: RunControl, last: StepRecord | None) -> RunStatus:
         if ledger.stop_message is not None:
             return RunStatus.BUDGET_EXCEEDED
-        if control.error_type is not None or last is None:
+        if control.error_type is not None or control.aborted is not None or last is None:
             return RunStatus.FAILED
         if last.paused:
             return RunStatus.PAUSED

@@ -10,6 +10,7 @@ import attrs
 
 from ..context import PipelineContext, RunStatus
 from ..runtime.record import StepRecord
+from ..usage import UsageLimits
 
 
 def _now() -> datetime:
@@ -33,6 +34,10 @@ class RunState:
     spent_tokens: int = 0
     created_at: datetime = attrs.field(factory=_now)
     updated_at: datetime = attrs.field(factory=_now)
+    limits: UsageLimits = attrs.field(factory=UsageLimits)
+    """The limits the run was last started or resumed with."""
+    origin: str | None = None
+    """Where the pipeline came from (the CLI's TARGET), so a resume can find it."""
 
     @property
     def total_cost_usd(self) -> float:

@@ -1,0 +1,63 @@
+"""Run events: what a stream consumer and every hook see, in order.
+
+``path`` names a step by where it sits, e.g. ``("fanout", "branch_a", "summarize")``
+for the ``summarize`` step of branch ``branch_a`` of the parallel step ``fanout``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .results import PipelineResult, StepResult
+from .usage import Usage, UsageLimits
+
+
+@attrs.frozen
+class RunStarted:
+    """A run started, or a stored run resumed (``resumed`` is True then)."""
+
+    run_id: str
+    pipeline_name: str
+    resumed: bool = False
+
+
+@attrs.frozen
+class StepStarted:
+    """A step (or a parallel branch / map item) started."""
+
+    path: tuple[str, ...]
+
+
+@attrs.frozen
+class StepFinished:
+    """A step ended: succeeded, failed or paused (``result.metadata["paused"]``)."""
+
+    path: tuple[str, ...]
+    result: StepResult
+
+
+@attrs.frozen
+class UsageUpdated:
+    """The run's ledger changed: ``total`` is everything spent so far."""
+
+    total: Usage
+    limits: UsageLimits
+
+
+@attrs.frozen
+class RunPaused:
+    """The run paused for a person; ``message`` is what it asks."""
+
+    run_id: str
+    message: str | None
+    result: PipelineResult
+
+
+@attrs.frozen
+class RunFinished:
+    """The run ended (completed, failed, budget exceeded, paused or cancelled)."""
+
+    result: PipelineResult
+
+
+Event = RunStarted | StepStarted | StepFinished | UsageUpdated | RunPaused | RunFinished

@@ -1,0 +1,57 @@
+"""Delivering run events to hooks and to a stream consumer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ..callables import call_maybe_async
+from ..errors import AbortRun
+from ..events import Event
+from ..usage import UsageLimits
+from .control import RunControl
+
+logger = logging.getLogger("flujo_trio")
+
+Hook = Callable[[Event], Any]
+
+
+def hook_name(hook: Hook) -> str:
+    return getattr(hook, "__qualname__", None) or type(hook).__qualname__
+
+
+@attrs.define(eq=False)
+class EventBus:
+    """Hooks first (in order), then the stream; a slow stream consumer holds the run back.
+
+    A hook raising :class:`AbortRun` stops the run; any other hook error is logged
+    with the hook's name and the run goes on.
+    """
+
+    hooks: Sequence[Hook]
+    stream: trio.MemorySendChannel[Event] | None
+    control: RunControl
+    limits: UsageLimits
+
+    @property
+    def active(self) -> bool:
+        return bool(self.hooks) or self.stream is not None
+
+    async def emit(self, event: Event, *, hooks_only: bool = False) -> None:
+        for hook in self.hooks:
+            try:
+                await call_maybe_async(hook, event)
+            except AbortRun as abort:
+                self.control.abort(f"Aborted by hook {hook_name(hook)}: {abort}")
+            except Exception:
+                logger.exception(
+                    "flujo-trio hook %s raised on %s; the run goes on",
+                    hook_name(hook),
+                    type(event).__name__,
+                )
+        if self.stream is not None and not hooks_only:
+            await self.stream.send(event)
