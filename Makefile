@@ -1,7 +1,9 @@
 # Two set-up commands on a fresh machine: `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/flujo-trio
 STAMP := $(VENV)/.installed
+DB ?= flujo_trio.db
 
 .PHONY: test lint types unit demo clean
 
@@ -23,8 +25,18 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest
 
+# The main job through the CLI on the default SQLite store: a run that pauses for a
+# person (exit code 4), a scripted answer that resumes it, then the stored step tree.
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	@run_id=demo-$$($(PY) -c 'import uuid; print(uuid.uuid4().hex[:8])'); \
+	echo "== flujo-trio run (pauses for approval)"; \
+	$(CLI) run examples/demo_pipeline.py:runner --input "agent pipelines" \
+		--db $(DB) --run-id $$run_id; code=$$?; \
+	test $$code -eq 4 || { echo "expected the run to pause (exit 4), got $$code"; exit 1; }; \
+	echo "== flujo-trio resume $$run_id (scripted approval)"; \
+	$(CLI) resume $$run_id --input '{"approved": true, "note": "ship it"}' --db $(DB) || exit 1; \
+	echo "== flujo-trio runs show $$run_id"; \
+	$(CLI) runs show $$run_id --db $(DB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -318,6 +318,8 @@ def unstructure(value: Any, as_type: Any, *, what: str) -> Any:
 
 def _describe(error: BaseException, expected: Any) -> str:
     """cattrs' wording, plus our own message when it explains more (enum members)."""
+    if isinstance(error, SerializationError):
+        return str(error)
     described = format_exception(error, expected)
     if isinstance(error, ValueError | TypeError) and str(error):
         return f"{described} ({error})"

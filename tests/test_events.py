@@ -12,8 +12,8 @@ from flujo_trio import (
     AgentResult,
     HumanStep,
     ParallelStep,
-    Runner,
     RunFinished,
+    Runner,
     RunPaused,
     RunStarted,
     RunStatus,
@@ -108,10 +108,14 @@ async def test_leaving_early_cancels_the_run_cleanly(autojump_clock):
 async def test_budget_error_is_raised_after_the_stream_ends():
     runner = Runner(Step("a", costly("x", cost=2)), limits=UsageLimits(total_cost_usd_limit=1))
     seen = []
-    with pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"):
+
+    async def consume():
         async with runner.stream("in") as events:
             async for event in events:
                 seen.append(event)
+
+    with pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"):
+        await consume()
     assert isinstance(seen[-1], RunFinished)
     assert seen[-1].result.status is RunStatus.BUDGET_EXCEEDED
 

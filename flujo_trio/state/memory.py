@@ -30,18 +30,27 @@ class MemoryStore:
 
     async def list_runs(self, status: RunStatus | None = None) -> list[RunSummary]:
         return [
-            RunSummary(
-                s.run_id,
-                s.status,
-                s.pipeline_name,
-                s.created_at,
-                s.updated_at,
-                s.total_cost_usd,
-                s.spent_tokens,
-            )
+            _summary(s)
             for s in sorted(self._runs.values(), key=lambda s: s.updated_at, reverse=True)
             if status is None or s.status is status
         ]
 
+    async def get_summary(self, run_id: str) -> RunSummary | None:
+        state = self._runs.get(run_id)
+        return _summary(state) if state is not None else None
+
     async def delete_run(self, run_id: str) -> bool:
         return self._runs.pop(run_id, None) is not None
+
+
+def _summary(s: RunState) -> RunSummary:
+    return RunSummary(
+        s.run_id,
+        s.status,
+        s.pipeline_name,
+        s.created_at,
+        s.updated_at,
+        s.total_cost_usd,
+        s.spent_tokens,
+        s.origin,
+    )

@@ -55,3 +55,5 @@ class RunSummary:
     updated_at: datetime
     total_cost_usd: float
     total_tokens: int
+    origin: str | None = None
+    """Where the pipeline came from (the CLI's TARGET), if recorded."""

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT NOT NULL,
     total_cost_usd REAL NOT NULL,
     total_tokens INTEGER NOT NULL,
+    origin TEXT,
     state TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
@@ -125,6 +126,26 @@ def _transaction(sql: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connect
     return run
 
 
+_SUMMARY = (
+    "SELECT run_id, status, pipeline_name, created_at, updated_at, "
+    "total_cost_usd, total_tokens, origin FROM runs"
+)
+
+
+def _summary(row: tuple[Any, ...]) -> RunSummary:
+    run_id, status, name, created, updated, cost, tokens, origin = row
+    return RunSummary(
+        run_id,
+        RunStatus(status),
+        name,
+        datetime.fromisoformat(created),
+        datetime.fromisoformat(updated),
+        cost,
+        tokens,
+        origin,
+    )
+
+
 class SqliteStore:
     """A :class:`StateStore` in one SQLite file (created on first use)."""
 
@@ -148,12 +169,13 @@ class SqliteStore:
             _transaction(
                 """
                 INSERT INTO runs (run_id, pipeline_name, status, created_at, updated_at,
-                                  total_cost_usd, total_tokens, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                  total_cost_usd, total_tokens, origin, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (run_id) DO UPDATE SET
                     pipeline_name = excluded.pipeline_name, status = excluded.status,
                     updated_at = excluded.updated_at, total_cost_usd = excluded.total_cost_usd,
-                    total_tokens = excluded.total_tokens, state = excluded.state
+                    total_tokens = excluded.total_tokens, origin = excluded.origin,
+                    state = excluded.state
                 """,
                 (
                     state.run_id,
@@ -163,6 +185,7 @@ class SqliteStore:
                     now,
                     state.total_cost_usd,
                     state.spent_tokens,
+                    state.origin,
                     text,
                 ),
             )
@@ -192,29 +215,23 @@ class SqliteStore:
 
     async def list_runs(self, status: RunStatus | None = None) -> list[RunSummary]:
         def fetch(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            sql = (
-                "SELECT run_id, status, pipeline_name, created_at, updated_at, "
-                "total_cost_usd, total_tokens FROM runs"
-            )
             if status is None:
-                return connection.execute(sql + " ORDER BY updated_at DESC").fetchall()
+                return connection.execute(_SUMMARY + " ORDER BY updated_at DESC").fetchall()
             return connection.execute(
-                sql + " WHERE status = ? ORDER BY updated_at DESC", (status.value,)
+                _SUMMARY + " WHERE status = ? ORDER BY updated_at DESC", (status.value,)
             ).fetchall()
 
-        rows = await self.database.run(fetch)
-        return [
-            RunSummary(
-                run_id,
-                RunStatus(status_value),
-                name,
-                datetime.fromisoformat(created),
-                datetime.fromisoformat(updated),
-                cost,
-                tokens,
-            )
-            for run_id, status_value, name, created, updated, cost, tokens in rows
-        ]
+        return [_summary(row) for row in await self.database.run(fetch)]
+
+    async def get_summary(self, run_id: str) -> RunSummary | None:
+        """The listing row of one run, without loading (or validating) its state."""
+
+        def fetch(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row = connection.execute(_SUMMARY + " WHERE run_id = ?", (run_id,)).fetchone()
+            return None if row is None else tuple(row)
+
+        row = await self.database.run(fetch)
+        return None if row is None else _summary(row)
 
     async def delete_run(self, run_id: str) -> bool:
         deleted = await self.database.run(

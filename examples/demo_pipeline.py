@@ -1,9 +1,12 @@
-"""An offline pipeline end to end, on the embedded SQLite store (``./flujo_trio.db``).
+"""The demo pipeline: draft, three reviewers in parallel under a cost limit, a person's
+approval, publish.
 
-Run with ``make demo``. It drafts, fans out three reviewers in parallel under a cost
-limit, pauses for a person's approval, then resumes from the store, as a second
-process would, with a scripted answer and publishes. The agents are plain async
-functions that report usage the way a model adapter would: no network, no API key.
+``make demo`` drives it through the CLI on the embedded SQLite store
+(``./flujo_trio.db``): ``flujo-trio run examples/demo_pipeline.py:runner`` pauses at the
+approval, ``flujo-trio resume RUN_ID --input '{"approved": true}'`` finishes it and
+``flujo-trio runs show RUN_ID`` prints the step tree. Running this file directly does
+the same from Python. The agents are plain async functions that report usage the way
+a model adapter would: no network, no API key.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ async def publish(approval: Approval, context: DemoContext) -> AgentResult[str]:
     return AgentResult(f"{verdict} after {len(context.reviews)} reviews", Usage(0.001, 20))
 
 
-def build_runner(db: str) -> Runner:
+def build_runner(db: str = "flujo_trio.db") -> Runner:
     reviews = ParallelStep(
         "reviews",
         {
@@ -117,6 +120,9 @@ async def main(db: str) -> None:
     runs = await SqliteStore(db).list_runs()
     print(f"\n{len(runs)} run(s) in {db}; latest: {runs[0].run_id} {runs[0].status.value}")
 
+
+#: What the CLI runs: ``flujo-trio run examples/demo_pipeline.py:runner``.
+runner = build_runner()
 
 if __name__ == "__main__":
     default_db = os.environ.get("FLUJO_DB", "flujo_trio.db")
