@@ -24,6 +24,7 @@ from .dsl.step import Step as Step
 from .errors import AbortRun as AbortRun
 from .errors import ConfigurationError as ConfigurationError
 from .errors import FlujoTrioError as FlujoTrioError
+from .errors import HumanInputError as HumanInputError
 from .errors import MergeConflictError as MergeConflictError
 from .errors import ResumeError as ResumeError
 from .errors import SerializationError as SerializationError
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigurationError",
     "Event",
     "FlujoTrioError",
+    "HumanInputError",
     "HumanInteraction",
     "HumanStep",
     "LoopStep",

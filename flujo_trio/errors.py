@@ -55,3 +55,11 @@ class AbortRun(FlujoTrioError):
 
     The message says why, and is repeated in the feedback of the steps it stopped.
     """
+
+
+class HumanInputError(ResumeError, SerializationError):
+    """The answer given to a paused human step does not fit its ``input_type``.
+
+    Both a :class:`ResumeError` (the resume was refused; the stored run is unchanged)
+    and a :class:`SerializationError` (the converter rejected the value).
+    """

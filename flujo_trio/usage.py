@@ -68,13 +68,20 @@ def _optional_limit(_: object, attribute: attrs.Attribute[Any], value: float | N
         )
 
 
+def _optional_tokens(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ConfigurationError(
+            f"UsageLimits.{attribute.name} must be an int >= 0 or None, got {value!r}"
+        )
+
+
 @attrs.frozen
 class UsageLimits:
     """Hard limits for a whole run (across every branch, retry, fallback and resume)."""
 
     total_cost_usd_limit: float | None = attrs.field(default=None, validator=_optional_limit)
     """Dollars the run may spend; reaching it exactly is allowed. ``None``: no limit."""
-    total_tokens_limit: int | None = attrs.field(default=None, validator=_optional_limit)
+    total_tokens_limit: int | None = attrs.field(default=None, validator=_optional_tokens)
     """Tokens the run may spend; reaching it exactly is allowed. ``None``: no limit."""
 
     def cost_message(self) -> str:

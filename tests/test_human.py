@@ -216,3 +216,16 @@ async def test_limits_apply_across_resumes():
     with pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded") as info:
         await runner.resume(paused, "go")
     assert info.value.result.total_cost_usd == pytest.approx(1.2)
+
+
+async def test_resume_accepts_an_instance_of_the_input_type_and_bad_input_is_both_errors():
+    from flujo_trio import HumanInputError, SerializationError
+
+    runner = Runner(HumanStep("review", input_type=Approval))
+    paused = await runner.run("in")
+    with pytest.raises(SerializationError):
+        await runner.resume(paused, {"approved": "nope"})
+    with pytest.raises(HumanInputError):
+        await runner.resume(paused, {"approved": "nope"})
+    done = await runner.resume(paused, Approval(True, "typed"))
+    assert done.output == Approval(True, "typed")

@@ -274,3 +274,31 @@ async def test_nested_usage_rolls_up():
     assert fan.cost_usd == pytest.approx(0.6) and fan.token_counts == 6
     assert fan.step_history[0].cost_usd == pytest.approx(0.3)
     assert result.total_cost_usd == pytest.approx(0.6)
+
+
+async def test_lists_inside_dicts_concatenate_and_nested_dicts_merge():
+    @attrs.define
+    class Scratch(PipelineContext):
+        scratchpad: dict = attrs.field(factory=lambda: {"log": ["start"], "meta": {"n": 0}})
+
+    def note(entry, key):
+        async def write(data, context):
+            context.scratchpad["log"].append(entry)
+            context.scratchpad["meta"][key] = entry
+            context.scratchpad.setdefault("results", []).append(entry)
+            return data
+
+        return write
+
+    step = ParallelStep("fan", {"a": Step("a", note("A", "x")), "b": Step("b", note("B", "y"))})
+    result = await Runner(step, context_type=Scratch).run("go")
+    assert result.success, result.step_history[0].feedback
+    pad = result.final_context.scratchpad
+    assert pad["log"] == ["start", "A", "B"]
+    assert pad["meta"] == {"n": 0, "x": "A", "y": "B"}
+    assert pad["results"] == ["A", "B"]
+
+
+async def test_map_items_may_be_a_collection():
+    result = await Runner(MapStep("m", Step("double", lambda n: n * 2), items=[1, 2, 3])).run(None)
+    assert result.output == [2, 4, 6]

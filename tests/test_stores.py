@@ -132,7 +132,9 @@ async def test_unserializable_value_fails_the_run_and_keeps_the_last_checkpoint(
     with pytest.raises(SerializationError, match=r"run 'r1'.*\$\.steps\[1\]\.output \(object\)"):
         await runner.run("x", run_id="r1")
     state = await store.load_run("r1")
-    assert state.status is RunStatus.RUNNING and [s.name for s in state.steps] == ["good"]
+    assert state.status is RunStatus.FAILED and [s.name for s in state.steps] == ["good"]
+    with pytest.raises(ResumeError, match="failed"):
+        await runner.resume("r1")
 
 
 async def test_corrupted_row_is_a_clear_error_and_other_runs_still_load(tmp_path):
@@ -233,3 +235,41 @@ async def test_sqlite_cache_ttl_and_bounds(tmp_path):
     assert (await Runner(step).run("a")).output == 4
     with pytest.raises(Exception, match="ttl_s"):
         SqliteCache(tmp_path / "c.db", ttl_s=0)
+
+
+async def test_memory_store_keeps_values_that_cannot_be_copied():
+    import threading
+
+    async def keep_lock(data, context):
+        context.anything = threading.Lock()
+        return data
+
+    runner = Runner(Step("a", keep_lock) >> HumanStep("h"), context_type=RichContext)
+    paused = await runner.run("x")
+    assert paused.status is RunStatus.PAUSED
+    assert (await runner.resume(paused, "ok")).success
+
+
+async def test_resume_after_a_budget_stop_does_not_pay_for_the_breaching_call_again():
+    from flujo_trio import UsageLimitExceededError, UsageLimits
+
+    calls = []
+
+    def agent(name, cost):
+        async def run(data):
+            calls.append(name)
+            return AgentResult(f"{data}>{name}", Usage(cost))
+
+        return run
+
+    pipeline = (
+        Step("a", agent("a", 0.5)) >> Step("b", agent("b", 0.8)) >> Step("c", agent("c", 0.1))
+    )
+    store = MemoryStore()
+    with pytest.raises(UsageLimitExceededError) as info:
+        await Runner(pipeline, store=store, limits=UsageLimits(1.0)).run("x", run_id="r")
+    assert info.value.result.total_cost_usd == pytest.approx(1.3)
+    result = await Runner(pipeline, store=store, limits=UsageLimits(5.0)).resume("r")
+    assert result.success and result.output == "x>a>b>c"
+    assert calls == ["a", "b", "c"]
+    assert result.total_cost_usd == pytest.approx(1.4)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
-from .base import StepBase, check_callable, check_name
+from ..errors import ConfigurationError
+from .base import StepBase, check_name
 from .parallel import check_concurrency
 from .pipeline import Pipeline, as_pipeline
+
+
+def _is_collection(value: Any) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes)
 
 
 def _as_body(body: Any) -> Pipeline:
@@ -18,7 +23,7 @@ def _as_body(body: Any) -> Pipeline:
 
 @attrs.frozen
 class MapStep(StepBase):
-    """Run ``body`` once per item of the input (or of ``items(context)``).
+    """Run ``body`` once per item of the input (or of ``items(context)``, or ``items``).
 
     Output is the list of outputs in input order. A failed item fails the step and
     cancels the items still running. Item contexts merge back like
@@ -27,15 +32,19 @@ class MapStep(StepBase):
 
     name: str
     body: Pipeline = attrs.field(converter=_as_body)
-    items: Callable[[Any], Any] | None = attrs.field(default=None, kw_only=True)
+    items: Callable[[Any], Any] | Iterable[Any] | None = attrs.field(default=None, kw_only=True)
     max_concurrency: int | None = attrs.field(
         default=None, kw_only=True, validator=check_concurrency
     )
 
     def __attrs_post_init__(self) -> None:
         check_name("MapStep", self.name)
-        if self.items is not None:
-            check_callable(f"MapStep {self.name!r}", "items", self.items)
+        items = self.items
+        if items is not None and not callable(items) and not _is_collection(items):
+            raise ConfigurationError(
+                f"MapStep {self.name!r}: items must be a callable taking the context "
+                f"or a collection of items, got {items!r}"
+            )
 
     def nested(self) -> tuple[StepBase, ...]:
         return self.body.steps

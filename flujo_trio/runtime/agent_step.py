@@ -55,7 +55,7 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
 
 async def _with_fallback(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
     outcome = await _run_primary(step, data, frame, record)
-    if outcome.failure is None or step.fallback is None:
+    if outcome.failure is None or step.fallback is None or frame.control.denied:
         return outcome
     fallback = await _with_fallback(step.fallback, data, frame, record)
     metadata = {**fallback.metadata, "fallback_triggered": True, "original_error": outcome.failure}
@@ -94,6 +94,9 @@ async def _run_primary(step: Step, data: Any, frame: Frame, record: StepRecord) 
 async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
     errors: list[str] = []
     metadata: dict[str, Any] = {}
+    paid, output = record.take_completed_call()
+    if paid:  # resumed after a stop that came between the call and its checks
+        return Outcome(output, None, metadata)
     for _ in range(step.max_retries + 1):
         try:
             reserve = step.reservation_for(data) or Usage()
@@ -103,16 +106,14 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
             return Outcome(None, f"Step {step.name!r}: reserve callable raised {error!r}")
         reservation = await frame.governor.reserve(reserve)
         if isinstance(reservation, str):
-            # Admission denied: record the step as it stands and wait for the governor
-            # to stop the run once the calls it already admitted have finished.
-            record.metadata["reservation_denied"] = True
-            record.finish(False, None, f"Not started: {reservation}")
-            await frame.governor.wait_for_stop()
-            raise AssertionError("unreachable: the governor cancels denied steps")
+            # Admissions are closed: this call never starts. The step fails without
+            # cancelling anyone, so calls already admitted finish and are not wasted.
+            frame.control.deny(reservation)
+            return Outcome(None, f"Not started: {reservation}", {"reservation_denied": True})
         record.attempts += 1
         offered = {"context": frame.context, "feedback": list(errors), "resources": frame.resources}
         error_message: str | None = None
-        output: Any = None
+        output = None
         try:
             with trio.fail_after(step.timeout_s) if step.timeout_s else contextlib.nullcontext():
                 raw = await step.call(data, offered)
@@ -131,6 +132,7 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
             error_message = str(error) or type(error).__name__
         else:
             record.output = output
+            record.completed_call(output)
         record.charge(usage)
         if step.reserve is not None and reservation.exceeded_by(usage):
             metadata["reservation_exceeded"] = True

@@ -33,6 +33,9 @@ class RunControl:
     answer_for: StepRecord | None = None
     answer: Answer | None = None
     aborted: str | None = None
+    denied: str | None = None
+    """Set once a reservation was denied: failures after it are its consequences, so
+    fan-outs no longer cancel siblings for them (admitted calls must finish)."""
 
     def halt(self, error_type: type[MergeConflictError], message: str) -> None:
         if self.error_type is None:
@@ -44,6 +47,10 @@ class RunControl:
         if self.aborted is None and self.error_type is None:
             self.aborted = message
         self.scope.cancel(reason=f"flujo-trio: {message}")
+
+    def deny(self, message: str) -> None:
+        if self.denied is None:
+            self.denied = message
 
     @property
     def stop_reason(self) -> str | None:

@@ -121,7 +121,8 @@ async def _run_job(
             record.pause(last.feedback or "Paused")
         else:
             record.finish(bool(last.success), last.output, last.feedback)
-        if not last.success and not last.paused and cancel_on_failure is not None:
+        failed = not last.success and not last.paused
+        if failed and cancel_on_failure is not None and not frame.control.denied:
             cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
         if job_frame.events.active:
             # The failure just cancelled this task's scope too; still say how it ended.

@@ -16,9 +16,10 @@ grow without bound: every sender waits for its answer, so each task has at most 
 request queued. That wait is the backpressure (unlike fire-and-forget usage events,
 which let branches run far past a limit before the ledger catches up).
 Reservations are admitted atomically (spent + reserved + new <= limit). A breach of
-spend cancels the governed scope at once. A denied reservation closes admissions
-and lets the calls already admitted finish (their cost fits the limit); when none
-is left outstanding the governed scope is cancelled.
+spend cancels the governed scope at once. A denied reservation is not a breach: it
+closes admissions, and the run winds down on its own. Calls already admitted finish
+with their checks (their cost fits the limit, so cancelling them would waste it),
+every later admission is denied, and the runner raises once the run has ended.
 """
 
 from __future__ import annotations
@@ -198,11 +199,9 @@ class Governor:
                 message.granted = ledger.admit(message.usage)
                 message.denial = None if message.granted else ledger.stop_message
                 # Answered before any cancel below, so a denied step learns it was
-                # denied (and records attempts == 0) before it is cancelled.
+                # denied (and records attempts == 0) even when a breach follows.
                 message.done.set()
-        if ledger.stop_kind == StopKind.BREACH or (
-            ledger.stop_kind == StopKind.DENIED and not ledger.outstanding
-        ):
+        if ledger.stop_kind == StopKind.BREACH:
             # Senders of the breaching spend are still blocked on their answer, so the
             # cancel reaches them there: nothing runs after the spend that breached.
             self.governed.cancel(reason=f"flujo-trio governor: {ledger.stop_message}")
@@ -264,7 +263,3 @@ class GovernorClient:
         request = Report(delta)
         self.send_channel.send_nowait(request)
         await request.done.wait()
-
-    async def wait_for_stop(self) -> None:
-        """Park a denied step until the governor cancels the run (after admitted calls)."""
-        await trio.sleep(math.inf)

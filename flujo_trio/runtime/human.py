@@ -6,7 +6,7 @@ from typing import Any
 
 from ..context import HumanInteraction
 from ..dsl.human import HumanStep
-from ..errors import ResumeError, SerializationError
+from ..errors import HumanInputError, SerializationError
 from ..serialization import structure
 from .frame import Frame
 from .record import StepRecord
@@ -25,11 +25,13 @@ async def run_human(step: HumanStep, data: Any, frame: Frame, record: StepRecord
         record.pause(f"Paused: {message}")
         return
     response = answer.value
-    if step.input_type is not None:
+    input_type = step.input_type
+    already_typed = isinstance(input_type, type) and isinstance(response, input_type)
+    if input_type is not None and not already_typed:
         try:
-            response = structure(response, step.input_type, what=f"human input for {step.name!r}")
+            response = structure(response, input_type, what=f"human input for {step.name!r}")
         except SerializationError as error:
-            raise ResumeError(
+            raise HumanInputError(
                 f"{error}; the run is still paused, resume again with a valid answer"
             ) from error
     frame.context.hitl_history.append(HumanInteraction(message, response))

@@ -16,11 +16,12 @@ from .user_code import UserCodeFailed, call_user
 async def run_map(step: MapStep, data: Any, frame: Frame, record: StepRecord) -> None:
     owner = f"MapStep {step.name!r}"
     try:
-        source = (
-            data
-            if step.items is None
-            else await call_user(owner, "items", step.items, frame.context)
-        )
+        if step.items is None:
+            source = data
+        elif callable(step.items):
+            source = await call_user(owner, "items", step.items, frame.context)
+        else:
+            source = step.items
         items = list(source)
     except UserCodeFailed as error:
         record.finish(False, None, str(error))

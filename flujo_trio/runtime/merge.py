@@ -42,6 +42,8 @@ class Replace:
 
 
 Change = Append | DictUpdate | Replace
+#: Turns the parent's current value of a field into the merged one.
+Applier = Callable[[Any], Any]
 
 
 class MergeConflict(Exception):
@@ -106,35 +108,68 @@ def _whole(before: Any, change: Change) -> Any:
     return merged
 
 
-def _plan_field(
-    name: str, before: Any, changes: list[Change], strategy: MergeStrategy
-) -> Callable[[Any], Any]:
-    """Decide a field's merged value; returns a function applying it to the parent."""
+def _plan(key: object, before: Any, changes: list[Change], strategy: MergeStrategy) -> Applier:
+    """Decide the merged value of one field (or dict key) changed by ``changes``.
+
+    Returns a function applying it to the parent's current value. Appends are
+    concatenated and dicts merged key by key, recursively, before the strategy is
+    asked to settle what really differs.
+    """
     if all(isinstance(c, Append) for c in changes):
         items = [item for c in changes if isinstance(c, Append) for item in c.items]
         return lambda current: [*current, *items]
     if all(isinstance(c, DictUpdate) for c in changes):
-        updates: dict[Any, list[Any]] = {}
-        removed: set[Any] = set()
-        for change in changes:
-            assert isinstance(change, DictUpdate)
-            for key, value in change.updates.items():
-                updates.setdefault(key, []).append(value)
-            removed.update(change.removed)
-        for key in removed & updates.keys():
-            if strategy in (MergeStrategy.CONTEXT_UPDATE, MergeStrategy.ERROR_ON_CONFLICT):
-                raise MergeConflict(key)
-        chosen = {key: _pick(values, strategy, key) for key, values in updates.items()}
+        return _plan_dict(before, [c for c in changes if isinstance(c, DictUpdate)], strategy)
+    return _constant(_pick([_whole(before, c) for c in changes], strategy, key))
 
-        def apply_dict(current: dict[Any, Any]) -> dict[Any, Any]:
-            for key in removed - chosen.keys():
-                current.pop(key, None)
-            current.update(chosen)
-            return current
 
-        return apply_dict
-    value = _pick([_whole(before, c) for c in changes], strategy, name)
+_NOTHING = object()
+
+
+def _empty_like(values: list[Any]) -> Any:
+    if all(isinstance(value, list) for value in values):
+        return []
+    if all(isinstance(value, dict) for value in values):
+        return {}
+    return _NOTHING
+
+
+def _constant(value: Any) -> Applier:
     return lambda current: value
+
+
+def _plan_dict(before: Any, changes: list[DictUpdate], strategy: MergeStrategy) -> Applier:
+    updates: dict[Any, list[Any]] = {}
+    removed: set[Any] = set()
+    for change in changes:
+        for key, value in change.updates.items():
+            updates.setdefault(key, []).append(value)
+        removed.update(change.removed)
+    for key in removed & updates.keys():
+        if strategy in (MergeStrategy.CONTEXT_UPDATE, MergeStrategy.ERROR_ON_CONFLICT):
+            raise MergeConflict(key)
+    plans: dict[Any, Applier] = {}
+    for key, values in updates.items():
+        # A key several branches created (``setdefault(k, []).append(...)``) merges
+        # as if it had been there, empty, at the fork.
+        base = before[key] if key in before else _empty_like(values)
+        if len(values) > 1 and base is not _NOTHING:
+            nested = [diff(base, value) for value in values]
+            plans[key] = _plan(key, base, [c for c in nested if c is not None], strategy)
+        else:
+            plans[key] = _constant(_pick(values, strategy, key))
+
+    def apply(current: dict[Any, Any]) -> dict[Any, Any]:
+        for key in removed - plans.keys():
+            current.pop(key, None)
+        for key, plan in plans.items():
+            existing = current.get(key)
+            if existing is None and key not in current:
+                existing = _empty_like(updates[key])
+            current[key] = plan(existing)
+        return current
+
+    return apply
 
 
 def merge_contexts(
@@ -150,7 +185,7 @@ def merge_contexts(
     """
     if strategy is MergeStrategy.NO_MERGE or not branches:
         return
-    plans: list[tuple[str, Callable[[Any], Any]]] = []
+    plans: list[tuple[str, Applier]] = []
     for name in context_fields(snapshot):
         before = getattr(snapshot, name)
         changes = [
@@ -160,6 +195,6 @@ def merge_contexts(
         ]
         if changes:
             field_strategy = MergeStrategy.OVERWRITE if name in _BOOKKEEPING_FIELDS else strategy
-            plans.append((name, _plan_field(name, before, changes, field_strategy)))
+            plans.append((name, _plan(name, before, changes, field_strategy)))
     for name, apply in plans:
         setattr(parent, name, apply(getattr(parent, name)))

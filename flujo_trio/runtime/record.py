@@ -44,6 +44,11 @@ class StepRecord:
     branch_context: Any = None
     children: list[StepRecord] = attrs.field(factory=list)
     latency_s: float | None = None
+    call_done: bool = False
+    """An agent call of this step completed (and was paid) but the step was stopped
+    before it finished; ``call_output`` holds what the call returned, so a resume
+    finishes the step without paying for the call again."""
+    call_output: Any = None
     started_at: float = attrs.field(default=0.0, repr=False)
     prior: StepRecord | None = attrs.field(default=None, repr=False)
     """The saved record this run replays (checkpoints do not store it)."""
@@ -103,7 +108,19 @@ class StepRecord:
         self.own_cost += money(usage.cost_usd)
         self.own_tokens += usage.tokens
 
+    def completed_call(self, output: Any) -> None:
+        self.call_done, self.call_output = True, output
+
+    def take_completed_call(self) -> tuple[bool, Any]:
+        """On replay: the output of a call the interrupted run already paid for, once."""
+        prior = self.prior
+        if prior is None or not prior.call_done:
+            return False, None
+        prior.call_done = False
+        return True, prior.call_output
+
     def finish(self, success: bool, output: Any, feedback: str | None = None) -> None:
+        self.call_done, self.call_output = False, None
         self.success = success
         self.paused = False
         self.output = output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,7 +15,13 @@ import trio
 from ..context import PipelineContext, RunStatus
 from ..dsl.base import StepBase
 from ..dsl.pipeline import Pipeline, as_pipeline
-from ..errors import ConfigurationError, ResumeError, UsageLimitExceededError
+from ..errors import (
+    ConfigurationError,
+    FlujoTrioError,
+    ResumeError,
+    SerializationError,
+    UsageLimitExceededError,
+)
 from ..events import Event, RunFinished, RunPaused, RunStarted
 from ..results import PipelineResult
 from ..state.memory import MemoryStore
@@ -361,7 +368,20 @@ class Runner:
         state.steps = list(steps)
         state.spent_cost, state.spent_tokens = ledger.spent_cost, ledger.spent_tokens
         state.updated_at = datetime.now(UTC)
-        await self.store.save_run(state)
+        try:
+            await self.store.save_run(state)
+        except SerializationError:
+            await self._mark_failed(state.run_id)
+            raise
+
+    async def _mark_failed(self, run_id: str) -> None:
+        """The run cannot be checkpointed any more: keep its last good checkpoint, but
+        stored as failed, so it is listed as such and not resumed into the same error."""
+        with contextlib.suppress(FlujoTrioError):
+            last_good = await self.store.load_run(run_id)
+            if last_good is not None:
+                last_good.status = last_good.context.status = RunStatus.FAILED
+                await self.store.save_run(last_good)
 
 
 def _first_paused(records: list[StepRecord]) -> StepRecord | None:

@@ -9,15 +9,27 @@ from ..context import RunStatus
 from .models import RunState, RunSummary
 
 
+def _snapshot(state: RunState) -> RunState:
+    """A deep copy, so later changes to the live run never alter a checkpoint; a state
+    holding values that cannot be copied (locks, clients) is kept live instead."""
+    try:
+        return copy.deepcopy(state)
+    except Exception:
+        return copy.copy(state)
+
+
 class MemoryStore:
-    """Keeps deep copies of run states, so a later change to a live context (or a
-    rejected resume) never alters what was saved. Lost when the process ends."""
+    """Keeps run states in this process: any Python value works, nothing is serialized.
+
+    States are deep-copied when possible, so a later change to a live context (or a
+    rejected resume) never alters what was saved. Lost when the process ends.
+    """
 
     def __init__(self) -> None:
         self._runs: dict[str, RunState] = {}
 
     async def save_run(self, state: RunState) -> None:
-        saved = copy.deepcopy(state)
+        saved = _snapshot(state)
         previous = self._runs.get(state.run_id)
         if previous is not None:
             saved.created_at = previous.created_at
@@ -26,7 +38,7 @@ class MemoryStore:
 
     async def load_run(self, run_id: str) -> RunState | None:
         state = self._runs.get(run_id)
-        return copy.deepcopy(state) if state is not None else None
+        return _snapshot(state) if state is not None else None
 
     async def list_runs(self, status: RunStatus | None = None) -> list[RunSummary]:
         return [
