@@ -26,6 +26,8 @@ class StepStarted:
     """A step (or a parallel branch / map item) started."""
 
     path: tuple[str, ...]
+    run_id: str | None = attrs.field(default=None, kw_only=True)
+    """The run it belongs to (one hook may serve many concurrent runs)."""
 
 
 @attrs.frozen
@@ -34,6 +36,7 @@ class StepFinished:
 
     path: tuple[str, ...]
     result: StepResult
+    run_id: str | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -42,6 +45,7 @@ class UsageUpdated:
 
     total: Usage
     limits: UsageLimits
+    run_id: str | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen

@@ -17,7 +17,6 @@ import trio
 from ..cache import CachedOutput
 from ..dsl.step import Step
 from ..errors import ConfigurationError
-from ..events import UsageUpdated
 from ..usage import Usage, format_money, money, usage_of_error, usage_of_output
 from .checks import CheckFailed, apply_plugins, apply_processors, run_validators
 from .frame import Frame
@@ -138,8 +137,7 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
             metadata["reservation_exceeded"] = True
             record.metadata["reservation_exceeded"] = True
         total = await frame.governor.settle(reservation, usage)
-        if frame.events.active:
-            await frame.events.emit(UsageUpdated(total, frame.events.limits))
+        await frame.events.usage(total)
         if error_message is None:
             return Outcome(output, None, metadata)
         errors.append(error_message)

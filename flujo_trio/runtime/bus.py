@@ -11,9 +11,10 @@ import trio
 
 from ..callables import call_maybe_async
 from ..errors import AbortRun
-from ..events import Event
-from ..usage import UsageLimits
+from ..events import Event, StepFinished, StepStarted, UsageUpdated
+from ..usage import Usage, UsageLimits
 from .control import RunControl
+from .record import StepRecord
 
 logger = logging.getLogger("flujo_trio")
 
@@ -36,6 +37,7 @@ class EventBus:
     stream: trio.MemorySendChannel[Event] | None
     control: RunControl
     limits: UsageLimits
+    run_id: str
 
     @property
     def active(self) -> bool:
@@ -55,3 +57,15 @@ class EventBus:
                 )
         if self.stream is not None and not hooks_only:
             await self.stream.send(event)
+
+    async def step_started(self, path: tuple[str, ...]) -> None:
+        if self.active:
+            await self.emit(StepStarted(path, run_id=self.run_id))
+
+    async def step_finished(self, path: tuple[str, ...], record: StepRecord) -> None:
+        if self.active:
+            await self.emit(StepFinished(path, record.to_result(), run_id=self.run_id))
+
+    async def usage(self, total: Usage) -> None:
+        if self.active:
+            await self.emit(UsageUpdated(total, self.limits, run_id=self.run_id))

@@ -17,7 +17,6 @@ import trio
 from ..dsl.base import StepBase
 from ..dsl.step import Step
 from ..errors import ConfigurationError
-from ..events import StepFinished, StepStarted
 from .agent_step import run_agent_step
 from .errors import sole_error
 from .frame import Frame
@@ -74,8 +73,7 @@ async def run_step(step: StepBase, data: Any, frame: Frame, parent: StepRecord) 
         return parent.adopt(prior)
     record = parent.child(step.name, prior)
     frame = frame.enter(step.name)
-    if frame.events.active:
-        await frame.events.emit(StepStarted(frame.path))
+    await frame.events.step_started(frame.path)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actor_for(step), step, data, frame, record, name=frame.task_name)
@@ -83,8 +81,7 @@ async def run_step(step: StepBase, data: Any, frame: Frame, parent: StepRecord) 
         raise sole_error(group) from None
     finally:
         record.release_prior()
-    if frame.events.active:
-        await frame.events.emit(StepFinished(frame.path, record.to_result()))
+    await frame.events.step_finished(frame.path, record)
     return record
 
 

@@ -17,7 +17,6 @@ import trio
 
 from ..context import PipelineContext
 from ..dsl.pipeline import Pipeline
-from ..events import StepFinished, StepStarted
 from .dispatch import run_sequence
 from .errors import sole_error
 from .frame import Frame
@@ -110,8 +109,7 @@ async def _run_job(
         record = parent.child(job.name, prior)
         result.records[index] = record
         job_frame = frame.with_context(context).enter(job.name)
-        if job_frame.events.active:
-            await job_frame.events.emit(StepStarted(job_frame.path))
+        await job_frame.events.step_started(job_frame.path)
         try:
             last = await run_sequence(job.body.steps, job.data, job_frame, record)
         finally:
@@ -124,8 +122,7 @@ async def _run_job(
         failed = not last.success and not last.paused
         if failed and cancel_on_failure is not None and not frame.control.denied:
             cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
-        if job_frame.events.active:
-            # The failure just cancelled this task's scope too; still say how it ended.
-            with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
-                cleanup.shield = True
-                await job_frame.events.emit(StepFinished(job_frame.path, record.to_result()))
+        # A failure just cancelled this task's scope too; still say how the job ended.
+        with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
+            cleanup.shield = True
+            await job_frame.events.step_finished(job_frame.path, record)

@@ -24,6 +24,7 @@ every later admission is denied, and the runner raises once the run has ended.
 
 from __future__ import annotations
 
+import logging
 import math
 from decimal import Decimal
 
@@ -31,6 +32,8 @@ import attrs
 import trio
 
 from ..usage import Usage, UsageLimits, money
+
+logger = logging.getLogger("flujo_trio")
 
 
 @attrs.define(eq=False)
@@ -201,6 +204,8 @@ class Governor:
                 # Answered before any cancel below, so a denied step learns it was
                 # denied (and records attempts == 0) even when a breach follows.
                 message.done.set()
+        if ledger.stop_kind == StopKind.BREACH and not self.governed.cancel_called:
+            logger.info("flujo-trio governor: %s; cancelling the run", ledger.stop_message)
         if ledger.stop_kind == StopKind.BREACH:
             # Senders of the breaching spend are still blocked on their answer, so the
             # cancel reaches them there: nothing runs after the spend that breached.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -35,6 +36,8 @@ from .errors import sole_error
 from .frame import Frame
 from .governor import Governor, GovernorClient, Ledger
 from .record import StepRecord
+
+logger = logging.getLogger("flujo_trio")
 
 #: How long saving a cancelled run may hold up the caller's cancellation.
 CANCEL_SAVE_TIMEOUT_S = 5.0
@@ -272,7 +275,7 @@ class Runner:
         governed = trio.CancelScope()
         governor = Governor.open(ledger, governed)
         control = RunControl(governed, answer_for=answer_for, answer=answer)
-        events = EventBus(self.hooks, stream, control, self.limits)
+        events = EventBus(self.hooks, stream, control, self.limits, state.run_id)
         frame = Frame(
             context, GovernorClient(governor.send_channel), control, events, self.resources
         )
@@ -294,6 +297,7 @@ class Runner:
                 raise sole_error(group) from None
         except trio.Cancelled:
             governor.finish()
+            logger.info("run %s of %s cancelled by its caller; saving it", state.run_id, self.name)
             with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
                 cleanup.shield = True
                 await self._save(state, root.children, ledger, RunStatus.CANCELLED)
@@ -304,6 +308,14 @@ class Runner:
             raise
         governor.finish()
         status = self._final_status(ledger, control, last)
+        logger.info(
+            "run %s of %s ended %s: $%s, %d tokens",
+            state.run_id,
+            self.name,
+            status.value,
+            ledger.spent_cost,
+            ledger.spent_tokens,
+        )
         if status is RunStatus.PAUSED:
             leaf = _first_paused(root.children)
             context.pause_message = leaf.metadata.get("pause_message") if leaf else None

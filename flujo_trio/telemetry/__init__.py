@@ -1,0 +1,1 @@
+"""Observability adapters. ``flujo_trio.telemetry.otel`` needs the ``otel`` extra."""
