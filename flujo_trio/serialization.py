@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 CONTEXT_TAG = "__type__"
 #: StepRecord's replay bookkeeping: rebuilt on load, never stored.
-_REPLAY_FIELDS = ("started_at", "prior", "_pending")
+_REPLAY_FIELDS = ("started_at", "prior", "_pending", "_call_taken")
 VALUE_TAG = "__flujo_type__"
 
 

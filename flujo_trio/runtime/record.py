@@ -54,6 +54,7 @@ class StepRecord:
     """The saved record this run replays (checkpoints do not store it)."""
     _pending: deque[StepRecord] = attrs.field(factory=deque, repr=False, alias="_pending")
     """Saved children not yet claimed by a replayed step."""
+    _call_taken: bool = attrs.field(default=False, repr=False, alias="_call_taken")
 
     @classmethod
     def start(cls, name: str, prior: StepRecord | None = None) -> StepRecord:
@@ -112,11 +113,15 @@ class StepRecord:
         self.call_done, self.call_output = True, output
 
     def take_completed_call(self) -> tuple[bool, Any]:
-        """On replay: the output of a call the interrupted run already paid for, once."""
+        """On replay: the output of a call the interrupted run already paid for, once.
+
+        Saved records are never mutated (stores may share them), so the claim is
+        remembered on this record.
+        """
         prior = self.prior
-        if prior is None or not prior.call_done:
+        if prior is None or not prior.call_done or self._call_taken:
             return False, None
-        prior.call_done = False
+        self._call_taken = True
         return True, prior.call_output
 
     def finish(self, success: bool, output: Any, feedback: str | None = None) -> None:
@@ -166,21 +171,28 @@ class StepRecord:
                 return found
         return None
 
-    def to_result(self) -> StepResult:
+    def to_result(self, interrupted: str = "the run stopped") -> StepResult:
+        """The result as of now; a step that never finished reads as cancelled, with
+        ``interrupted`` as the reason (the record itself is left as it is)."""
         cost, tokens = self.total()
         metadata = dict(self.metadata)
+        feedback, latency = self.feedback, self.latency_s
         if self.paused:
             metadata["paused"] = True
+        elif self.success is None:
+            metadata["cancelled"] = True
+            feedback = feedback or f"Cancelled: {interrupted}"
+            latency = latency if latency is not None else _now() - self.started_at
         return StepResult(
             name=self.name,
             output=self.output,
             success=bool(self.success),
             attempts=self.attempts,
-            latency_s=self.latency_s or 0.0,
+            latency_s=latency or 0.0,
             cost_usd=float(cost),
             token_counts=tokens,
-            feedback=self.feedback,
+            feedback=feedback,
             metadata=metadata,
             branch_context=self.branch_context,
-            step_history=[child.to_result() for child in self.children],
+            step_history=[child.to_result(interrupted) for child in self.children],
         )

@@ -302,8 +302,9 @@ class Runner:
                 cleanup.shield = True
                 await self._save(state, root.children, ledger, RunStatus.CANCELLED)
                 if self.hooks:
-                    root.interrupt("the caller cancelled the run")
-                    cancelled = self._result(state, root, ledger, RunStatus.CANCELLED)
+                    cancelled = self._result(
+                        state, root, ledger, RunStatus.CANCELLED, "the caller cancelled the run"
+                    )
                     await events.emit(RunFinished(cancelled), hooks_only=True)
             raise
         governor.finish()
@@ -320,8 +321,8 @@ class Runner:
             leaf = _first_paused(root.children)
             context.pause_message = leaf.metadata.get("pause_message") if leaf else None
         await self._save(state, root.children, ledger, status)
-        root.interrupt(ledger.stop_message or control.stop_reason or "cancelled")
-        result = self._result(state, root, ledger, status)
+        reason = ledger.stop_message or control.stop_reason or "the run stopped"
+        result = self._result(state, root, ledger, status, reason)
         if events.active:
             if status is RunStatus.PAUSED:
                 await events.emit(RunPaused(state.run_id, context.pause_message, result))
@@ -333,12 +334,17 @@ class Runner:
         return result
 
     def _result(
-        self, state: RunState, root: StepRecord, ledger: Ledger, status: RunStatus
+        self,
+        state: RunState,
+        root: StepRecord,
+        ledger: Ledger,
+        status: RunStatus,
+        interrupted: str,
     ) -> PipelineResult:
         spent = ledger.spent
         return PipelineResult(
             run_id=state.run_id,
-            step_history=[child.to_result() for child in root.children],
+            step_history=[child.to_result(interrupted) for child in root.children],
             total_cost_usd=spent.cost_usd,
             total_tokens=spent.tokens,
             final_context=state.context,
@@ -348,13 +354,16 @@ class Runner:
     async def _drive(
         self, state: RunState, frame: Frame, root: StepRecord, ledger: Ledger
     ) -> StepRecord | None:
-        """Top-level steps in order, with a checkpoint after each one that ran."""
+        """Top-level steps in order, with a checkpoint after each one that ran (for a
+        durable store: that is what lets a crashed process's run resume)."""
         data = state.input
         last: StepRecord | None = None
+        durable = getattr(self.store, "durable", True)
         for step in self.pipeline.steps:
             saved = root.peek_claim()
             last = await run_step(step, data, frame, root)
-            if not (last is saved and last.finished):
+            reused = last is saved and last.finished
+            if durable and not reused:
                 await self._save(state, root.children, ledger, RunStatus.RUNNING)
             if not last.success:
                 break

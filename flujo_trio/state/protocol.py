@@ -14,6 +14,10 @@ class StateStore(Protocol):
 
     ``save_run`` is all-or-nothing: a state that cannot be stored raises and leaves
     the previous save in place. ``load_run`` returns None for an unknown run id.
+
+    A store may set ``durable = False`` (as :class:`MemoryStore` does) when its saves
+    cannot outlive the process: the runner then skips the per-step checkpoints that
+    only crash recovery needs, and saves at start, pause, stop and cancel.
     """
 
     async def save_run(self, state: RunState) -> None: ...

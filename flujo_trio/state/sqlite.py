@@ -149,6 +149,9 @@ def _summary(row: tuple[Any, ...]) -> RunSummary:
 class SqliteStore:
     """A :class:`StateStore` in one SQLite file (created on first use)."""
 
+    #: Survives the process: the runner checkpoints after every top-level step.
+    durable = True
+
     def __init__(self, path: str | os.PathLike[str] = "flujo_trio.db") -> None:
         self.database = SqliteDatabase(path)
 
