@@ -5,7 +5,7 @@ CLI := $(VENV)/bin/flujo-trio
 STAMP := $(VENV)/.installed
 DB ?= flujo_trio.db
 
-.PHONY: test lint types unit demo clean
+.PHONY: test lint types unit docs demo bench bench-flujo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint types unit
+test: lint types unit docs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check flujo_trio tests benchmarks examples
@@ -24,6 +24,10 @@ types: $(STAMP)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest
+
+# The documentation site, warnings as errors (its examples run in the unit tests).
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 # The main job through the CLI on the default SQLite store: a run that pauses for a
 # person (exit code 4), a scripted answer that resumes it, then the stored step tree.
@@ -38,5 +42,15 @@ demo: $(STAMP)
 	echo "== flujo-trio runs show $$run_id"; \
 	$(CLI) runs show $$run_id --db $(DB)
 
+# Speed, memory, governance and cancellation next to the raw-Trio floor (< 10 min).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m benchmarks.run_all
+
+# The same, plus the incumbent (Flujo 0.6.11) in its own Python 3.13 venv.
+bench-flujo: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m benchmarks.run_all --with-flujo
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .bench-flujo-venv docs/_build .mypy_cache .pytest_cache .ruff_cache

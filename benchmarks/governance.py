@@ -12,17 +12,14 @@ and the same figures for a raw-Trio floor: K plain tasks doing M checkpoints eac
 sending usage over a memory channel to one ledger task that cancels the nursery on a
 breach (no runtime, no records, no merging). Ratios are ours / floor.
 
-Usage: ``python benchmarks/governance.py [--ks 10,100,1000,10000] [--steps 5]``.
+Usage: ``python -m benchmarks.governance [--ks 10,100,1000,10000] [--steps 5]``.
 Prints a table and writes ``benchmarks/results/governance.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import pathlib
-import platform
 import time
 from typing import Any
 
@@ -39,8 +36,9 @@ from flujo_trio import (
     UsageLimits,
 )
 
+from .support import print_table, ratio, write_results
+
 TOKENS_PER_CALL = 10
-RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 class Spend:
@@ -141,7 +139,7 @@ def _figures(
     return figures
 
 
-def measure(k: int, m: int) -> dict[str, Any]:
+def measure_shape(k: int, m: int) -> dict[str, Any]:
     limit = k * m * TOKENS_PER_CALL // 2
     return {
         "k": k,
@@ -155,29 +153,46 @@ def measure(k: int, m: int) -> dict[str, Any]:
     }
 
 
-def _ratio(ours: float, floor: float) -> str:
-    return f"{ours / floor:.1f}x" if floor > 0 else "-"
+def run(ks: tuple[int, ...] = (10, 100, 1000, 10000), m: int = 5) -> list[dict[str, Any]]:
+    return [measure_shape(k, m) for k in ks]
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (
-        f"{'K':>6} {'M':>3} | {'us/step':>8} {'floor':>7} {'ratio':>6} | "
-        f"{'over% no-res':>12} {'over% res':>9} {'floor over%':>11} | "
-        f"{'stop ms':>8} {'floor':>7} {'ratio':>6} | {'reported/spent':>14}"
+def report(rows: list[dict[str, Any]]) -> None:
+    print_table(
+        f"Governance: K branches x M steps, token limit at half the demand "
+        f"({TOKENS_PER_CALL} tokens per call)",
+        [
+            "K",
+            "M",
+            "us/step",
+            "floor",
+            "ratio",
+            "over% no-res",
+            "over% res",
+            "floor over%",
+            "stop ms",
+            "floor ms",
+            "ratio",
+            "reported/spent",
+        ],
+        [
+            [
+                r["k"],
+                r["m"],
+                f"{r['ours_full']['us_per_step']:.1f}",
+                f"{r['floor_full']['us_per_step']:.1f}",
+                ratio(r["ours_full"]["us_per_step"], r["floor_full"]["us_per_step"]),
+                f"{r['ours_limit']['over_pct']:.1f}",
+                f"{r['ours_reserved']['over_pct']:.1f}",
+                f"{r['floor_limit']['over_pct']:.1f}",
+                f"{r['ours_limit']['stop_ms']:.2f}",
+                f"{r['floor_limit']['stop_ms']:.2f}",
+                ratio(r["ours_limit"]["stop_ms"], r["floor_limit"]["stop_ms"]),
+                f"{r['ours_limit'].get('reported', 0)}/{r['ours_limit']['spent']}",
+            ]
+            for r in rows
+        ],
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        full, floor_full = row["ours_full"], row["floor_full"]
-        lim, res, floor_lim = row["ours_limit"], row["ours_reserved"], row["floor_limit"]
-        reported = f"{lim.get('reported', 0)}/{lim['spent']}"
-        print(
-            f"{row['k']:>6} {row['m']:>3} | {full['us_per_step']:>8.1f} "
-            f"{floor_full['us_per_step']:>7.1f} {_ratio(full['us_per_step'], floor_full['us_per_step']):>6} | "
-            f"{lim['over_pct']:>12.1f} {res['over_pct']:>9.1f} {floor_lim['over_pct']:>11.1f} | "
-            f"{lim['stop_ms']:>8.2f} {floor_lim['stop_ms']:>7.2f} "
-            f"{_ratio(lim['stop_ms'], floor_lim['stop_ms']):>6} | {reported:>14}"
-        )
 
 
 def main() -> None:
@@ -185,17 +200,9 @@ def main() -> None:
     parser.add_argument("--ks", default="10,100,1000,10000")
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    rows = [measure(int(k), args.steps) for k in args.ks.split(",")]
-    print_table(rows)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "governance.json"
-    out.write_text(
-        json.dumps(
-            {"python": platform.python_version(), "machine": platform.machine(), "rows": rows},
-            indent=2,
-        )
-    )
-    print(f"\nwrote {out}")
+    rows = run(tuple(int(k) for k in args.ks.split(",")), args.steps)
+    report(rows)
+    print(write_results("governance", rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,257 @@
+"""Every benchmark in one process run, with tables, JSON and charts.
+
+``make bench`` runs ``python -m benchmarks.run_all``; ``make bench-flujo`` adds
+``--with-flujo`` to run the same workloads on the incumbent (Flujo 0.6.11) in its own
+virtual environment and put its figures beside ours. Results land in
+``benchmarks/results/*.json`` and the charts in ``benchmarks/results/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+from typing import Any
+
+from . import cancellation, fanout, governance, overhead
+from .incumbent import IncumbentUnavailable, run_workloads
+from .support import RESULTS, print_table, ratio, write_results
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
+
+
+def incumbent_table(ours: dict[str, Any], flujo: dict[str, Any]) -> None:
+    rows: list[list[Any]] = []
+    by_steps = {r["steps"]: r for r in ours["overhead"]}
+    for r in flujo.get("overhead", []):
+        mine = by_steps.get(r["steps"])
+        if mine:
+            rows.append(
+                [
+                    f"sequential {r['steps']} steps, µs/step",
+                    f"{r['us_per_step']:.1f}",
+                    f"{mine['ours_us_per_step']:.1f}",
+                    ratio(r["us_per_step"], mine["ours_us_per_step"]),
+                ]
+            )
+    by_k = {r["k"]: r for r in ours["fanout"]}
+    for r in flujo.get("fanout", []):
+        mine = by_k.get(r["k"])
+        if mine:
+            rows.append(
+                [
+                    f"fan-out K={r['k']} x {r['m']}, s",
+                    f"{r['seconds']:.3f}",
+                    f"{mine['ours_s']:.3f}",
+                    ratio(r["seconds"], mine["ours_s"]),
+                ]
+            )
+            if r.get("bytes_per_branch"):
+                rows.append(
+                    [
+                        f"fan-out K={r['k']}, bytes/branch",
+                        f"{r['bytes_per_branch']:.0f}",
+                        f"{mine['ours_bytes_per_branch']:.0f}",
+                        ratio(r["bytes_per_branch"], mine["ours_bytes_per_branch"]),
+                    ]
+                )
+    gov = {r["k"]: r for r in ours["governance"]}
+    for r in flujo.get("governance", []):
+        mine = gov.get(r["k"])
+        if mine:
+            rows.append(
+                [
+                    f"limit at half, K={r['k']}: spend over limit %",
+                    f"{r['over_pct']:.1f}",
+                    f"{mine['ours_limit']['over_pct']:.1f} (reserved: "
+                    f"{mine['ours_reserved']['over_pct']:.1f})",
+                    "-",
+                ]
+            )
+            rows.append(
+                [
+                    f"limit at half, K={r['k']}: reported/spent tokens",
+                    f"{r.get('reported_tokens')}/{r['spent_tokens']}",
+                    f"{mine['ours_limit'].get('reported')}/{mine['ours_limit']['spent']}",
+                    "-",
+                ]
+            )
+    cancel = {r["in_flight"]: r for r in ours["cancellation"]}
+    for r in flujo.get("cancellation", []):
+        mine = cancel.get(r["in_flight"])
+        if mine:
+            how = "returned a result" if r["returned_result"] else "raised"
+            rows.append(
+                [
+                    f"cancel {r['in_flight']} in flight, ms ({how})",
+                    f"{r['ms']:.1f}",
+                    f"{mine['ours_ms']:.1f} (raised)",
+                    ratio(r["ms"], mine["ours_ms"]),
+                ]
+            )
+    print_table(
+        f"Incumbent: Flujo {flujo.get('flujo_version')} on Python {flujo.get('python')} "
+        "vs flujo-trio (ratio = Flujo / flujo-trio)",
+        ["workload", "Flujo", "flujo-trio", "ratio"],
+        rows,
+    )
+    for name, message in flujo.get("errors", {}).items():
+        print(f"  incumbent {name}: {message}")
+
+
+def charts(ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sizes = [r["steps"] for r in ours["overhead"]]
+    series = {
+        "flujo-trio": [r["ours_us_per_step"] for r in ours["overhead"]],
+        "trio floor": [r["floor_us_per_step"] for r in ours["overhead"]],
+    }
+    if flujo and flujo.get("overhead"):
+        by = {r["steps"]: r["us_per_step"] for r in flujo["overhead"]}
+        series["Flujo 0.6.11"] = [by.get(n, float("nan")) for n in sizes]
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(sizes))], values, width, label=label)
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(sizes))])
+    ax.set_xticklabels([f"{n} steps" for n in sizes])
+    ax.set_ylabel("µs per step")
+    ax.set_title("Sequential pipeline overhead")
+    ax.legend()
+    save(fig, "overhead")
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ks = [r["k"] for r in ours["fanout"]]
+    left.loglog(ks, [r["ours_s"] for r in ours["fanout"]], "o-", label="flujo-trio")
+    left.loglog(ks, [r["floor_s"] for r in ours["fanout"]], "o--", label="trio floor")
+    right.semilogx(
+        ks, [r["ours_bytes_per_branch"] / 1024 for r in ours["fanout"]], "o-", label="flujo-trio"
+    )
+    right.semilogx(
+        ks, [r["floor_bytes_per_branch"] / 1024 for r in ours["fanout"]], "o--", label="trio floor"
+    )
+    if flujo and flujo.get("fanout"):
+        fk = [r["k"] for r in flujo["fanout"]]
+        left.loglog(fk, [r["seconds"] for r in flujo["fanout"]], "s-", label="Flujo 0.6.11")
+        right.semilogx(
+            fk,
+            [(r["bytes_per_branch"] or 0) / 1024 for r in flujo["fanout"]],
+            "s-",
+            label="Flujo 0.6.11",
+        )
+    left.set(xlabel="branches (K)", ylabel="seconds", title="Fan-out wall time")
+    right.set(xlabel="branches (K)", ylabel="KiB per branch (peak RSS)", title="Memory")
+    left.legend()
+    right.legend()
+    save(fig, "fanout")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    gk = [r["k"] for r in ours["governance"]]
+    ax.semilogx(
+        gk,
+        [r["ours_limit"]["over_pct"] for r in ours["governance"]],
+        "o-",
+        label="flujo-trio, no reservations",
+    )
+    ax.semilogx(
+        gk,
+        [r["ours_reserved"]["over_pct"] for r in ours["governance"]],
+        "o-",
+        label="flujo-trio, reservations",
+    )
+    ax.semilogx(
+        gk,
+        [r["floor_limit"]["over_pct"] for r in ours["governance"]],
+        "o--",
+        label="naive fire-and-forget ledger",
+    )
+    if flujo and flujo.get("governance"):
+        ax.semilogx(
+            [r["k"] for r in flujo["governance"]],
+            [r["over_pct"] for r in flujo["governance"]],
+            "s-",
+            label="Flujo 0.6.11",
+        )
+    ax.set(
+        xlabel="branches (K)",
+        ylabel="spend over the limit (%)",
+        title="Token limit at half the demand",
+    )
+    ax.legend(fontsize=8)
+    save(fig, "governance")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ns = [r["in_flight"] for r in ours["cancellation"]]
+    ax.loglog(ns, [r["ours_ms"] for r in ours["cancellation"]], "o-", label="flujo-trio")
+    ax.loglog(ns, [r["floor_ms"] for r in ours["cancellation"]], "o--", label="trio floor")
+    if flujo and flujo.get("cancellation"):
+        ax.loglog(
+            [r["in_flight"] for r in flujo["cancellation"]],
+            [r["ms"] for r in flujo["cancellation"]],
+            "s-",
+            label="Flujo 0.6.11",
+        )
+    ax.set(
+        xlabel="agent calls in flight",
+        ylabel="ms from cancel to unwound",
+        title="Caller cancellation",
+    )
+    ax.legend()
+    save(fig, "cancellation")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--with-flujo", action="store_true", help="also run the incumbent")
+    parser.add_argument("--ks", default="10,100,1000,10000", help="fan-out sizes")
+    parser.add_argument("--flujo-ks", default="10,100,1000", help="fan-out sizes for Flujo")
+    parser.add_argument("--cancel-ns", default="1000,10000")
+    parser.add_argument("--no-charts", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    ks = _ints(args.ks)
+    ours: dict[str, Any] = {
+        "overhead": overhead.run(),
+        "fanout": fanout.run(ks),
+        "governance": governance.run(ks),
+        "cancellation": cancellation.run(_ints(args.cancel_ns)),
+    }
+    overhead.report(ours["overhead"])
+    fanout.report(ours["fanout"])
+    governance.report(ours["governance"])
+    cancellation.report(ours["cancellation"])
+    for name, rows in ours.items():
+        write_results(name, rows)
+    flujo: dict[str, Any] | None = None
+    if args.with_flujo:
+        try:
+            flujo = run_workloads(["--ks", args.flujo_ks, "--cancel-ns", args.cancel_ns])
+        except IncumbentUnavailable as error:
+            print(f"\nIncumbent not measured: {error}")
+        else:
+            write_results("flujo", flujo)
+            incumbent_table(ours, flujo)
+    if not args.no_charts:
+        for path in charts(ours, flujo, RESULTS):
+            print(f"chart: {path}")
+    print(f"\nresults in {RESULTS} ({time.perf_counter() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

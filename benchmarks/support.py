@@ -1,0 +1,78 @@
+"""Shared pieces of the benchmarks: timing, peak RSS, tables, results files."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import platform
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark for this process (Linux); False if unsupported."""
+    try:
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size since the last reset (VmHWM), in bytes."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def current_rss_bytes() -> int | None:
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def measure(run: Callable[[], Any]) -> tuple[float, Any, int | None]:
+    """Seconds, the result, and the peak RSS growth above the RSS before the run."""
+    reset_peak_rss()
+    before = current_rss_bytes()
+    start = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - start
+    peak = peak_rss_bytes()
+    grown = peak - before if peak is not None and before is not None else None
+    return seconds, result, grown
+
+
+def ratio(ours: float | None, floor: float | None) -> str:
+    if ours is None or not floor:
+        return "-"
+    return f"{ours / floor:.1f}x"
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def write_results(name: str, data: Any) -> pathlib.Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    meta = {"python": platform.python_version(), "machine": platform.machine()}
+    path.write_text(json.dumps({**meta, "benchmark": name, "data": data}, indent=2))
+    return path
