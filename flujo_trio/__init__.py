@@ -22,10 +22,12 @@ from .dsl.parallel import ParallelStep as ParallelStep
 from .dsl.pipeline import Pipeline as Pipeline
 from .dsl.step import Step as Step
 from .errors import AbortRun as AbortRun
+from .errors import AgentCallError as AgentCallError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import FlujoTrioError as FlujoTrioError
 from .errors import HumanInputError as HumanInputError
 from .errors import MergeConflictError as MergeConflictError
+from .errors import OutputParseError as OutputParseError
 from .errors import ResumeError as ResumeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
@@ -54,6 +56,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbortRun",
+    "AgentCallError",
     "AgentResult",
     "BranchFailure",
     "ConditionalStep",
@@ -69,6 +72,7 @@ __all__ = [
     "MemoryStore",
     "MergeConflictError",
     "MergeStrategy",
+    "OutputParseError",
     "ParallelStep",
     "Pipeline",
     "PipelineContext",

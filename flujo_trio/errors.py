@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .results import PipelineResult
@@ -63,3 +63,22 @@ class HumanInputError(ResumeError, SerializationError):
     Both a :class:`ResumeError` (the resume was refused; the stored run is unchanged)
     and a :class:`SerializationError` (the converter rejected the value).
     """
+
+
+class AgentCallError(FlujoTrioError):
+    """An agent call failed; ``retryable`` says whether the step should try again.
+
+    Adapters raise it (or a subclass) with ``retryable=False`` for failures another
+    attempt cannot fix (a bad request, a rejected key), so the step stops retrying at
+    once. ``usage`` is what the failed call still cost, and counts toward the totals.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, usage: Any = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.usage = usage
+
+
+class OutputParseError(AgentCallError):
+    """The model's reply does not fit the requested output type; retried with the
+    parse error as feedback, and the tokens the reply cost are counted."""

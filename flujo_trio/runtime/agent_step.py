@@ -112,6 +112,7 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
         record.attempts += 1
         offered = {"context": frame.context, "feedback": list(errors), "resources": frame.resources}
         error_message: str | None = None
+        retryable = True
         output = None
         try:
             with trio.fail_after(step.timeout_s) if step.timeout_s else contextlib.nullcontext():
@@ -129,6 +130,7 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
         except Exception as error:
             usage = usage_of_error(error)
             error_message = str(error) or type(error).__name__
+            retryable = getattr(error, "retryable", True) is not False
         else:
             record.output = output
             record.completed_call(output)
@@ -141,5 +143,6 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
         if error_message is None:
             return Outcome(output, None, metadata)
         errors.append(error_message)
-    attempts = step.max_retries + 1
-    return Outcome(None, f"Agent failed after {attempts} attempt(s): {errors[-1]}", metadata)
+        if not retryable:  # the agent says another attempt cannot help
+            break
+    return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}", metadata)

@@ -16,6 +16,7 @@ import trio
 from ..context import PipelineContext, RunStatus
 from ..dsl.base import StepBase
 from ..dsl.pipeline import Pipeline, as_pipeline
+from ..dsl.walk import scoped_agents
 from ..errors import (
     ConfigurationError,
     FlujoTrioError,
@@ -95,6 +96,7 @@ class Runner:
         self.resources = resources
         self.hooks: tuple[Hook, ...] = tuple(hooks)
         self.origin = origin
+        self._scoped_agents = scoped_agents(self.pipeline)
 
     # -- starting and resuming ---------------------------------------------------------
 
@@ -282,17 +284,22 @@ class Runner:
         last: StepRecord | None = None
         try:
             try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(governor.serve, name="flujo-governor")
-                    try:
-                        if events.active:
-                            await events.emit(
-                                RunStarted(state.run_id, self.name, resumed=prior is not None)
-                            )
-                        with governed:
-                            last = await self._drive(state, frame, root, ledger)
-                    finally:
-                        governor.close()
+                async with contextlib.AsyncExitStack() as scopes:
+                    # Per-run agent scopes (e.g. an asyncio loop to bridge to) wrap the
+                    # run's nursery, so every step task inherits them.
+                    for agent in self._scoped_agents:
+                        await scopes.enter_async_context(agent.run_scope())
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(governor.serve, name="flujo-governor")
+                        try:
+                            if events.active:
+                                await events.emit(
+                                    RunStarted(state.run_id, self.name, resumed=prior is not None)
+                                )
+                            with governed:
+                                last = await self._drive(state, frame, root, ledger)
+                        finally:
+                            governor.close()
             except BaseExceptionGroup as group:
                 raise sole_error(group) from None
         except trio.Cancelled:
