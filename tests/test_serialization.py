@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flujo_trio import PipelineContext, SerializationError
@@ -32,7 +32,7 @@ any_values = st.recursive(
     | st.sampled_from(Color)
     | st.sampled_from(Priority)
     | st.sampled_from(Mood)
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | addresses,
     lambda inner: (
         st.lists(inner, max_size=3)
@@ -149,3 +149,27 @@ def test_plain_enum_in_any_position():
 
     with pytest.raises(SerializationError, match="Cannot find class"):
         structure(unstructure(Local.A, object, what="v"), object, what="v")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(context=contexts(RichContext) | contexts(DeeperContext), output=any_values)
+def test_contexts_and_outputs_round_trip_through_sqlite(tmp_path_factory, context, output):
+    import trio
+
+    from flujo_trio import RunStatus, SqliteStore
+    from flujo_trio.runtime.record import StepRecord
+    from flujo_trio.state import RunState
+
+    store = SqliteStore(tmp_path_factory.mktemp("db") / "runs.db")
+    record = StepRecord("s", success=True, output=output, branch_context=context)
+    state = RunState("r", "p", RunStatus.PAUSED, output, context, steps=[record])
+
+    async def round_trip():
+        await store.save_run(state)
+        return await store.load_run("r")
+
+    loaded = trio.run(round_trip)
+    store.close()
+    assert type(loaded.context) is type(context) and loaded.context == context
+    assert loaded.input == output and loaded.steps[0].output == output
+    assert loaded.steps[0].branch_context == context
