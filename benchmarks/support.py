@@ -5,34 +5,14 @@ from __future__ import annotations
 import json
 import pathlib
 import platform
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark for this process (Linux); False if unsupported."""
-    try:
-        pathlib.Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_rss_bytes() -> int | None:
-    """Peak resident set size since the last reset (VmHWM), in bytes."""
-    try:
-        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def current_rss_bytes() -> int | None:
+    """This process's resident set size from /proc/self/status (Linux); None elsewhere."""
     try:
         for line in pathlib.Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -40,18 +20,6 @@ def current_rss_bytes() -> int | None:
     except OSError:
         return None
     return None
-
-
-def measure(run: Callable[[], Any]) -> tuple[float, Any, int | None]:
-    """Seconds, the result, and the peak RSS growth above the RSS before the run."""
-    reset_peak_rss()
-    before = current_rss_bytes()
-    start = time.perf_counter()
-    result = run()
-    seconds = time.perf_counter() - start
-    peak = peak_rss_bytes()
-    grown = peak - before if peak is not None and before is not None else None
-    return seconds, result, grown
 
 
 def ratio(ours: float | None, floor: float | None) -> str:

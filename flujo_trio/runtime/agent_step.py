@@ -122,10 +122,10 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
             usage = reservation.usage
             error_message = f"Agent timed out after {format_money(money(step.timeout_s or 0))}s"
         except trio.Cancelled:
-            # Usage of an interrupted call is unknown: it is charged its reservation
-            # (the governor does the same for the ledger when the run ends).
+            # Usage of an interrupted call is unknown: it is charged its reservation.
             record.charge(reservation.usage)
             record.metadata["cancelled"] = True
+            frame.governor.abandon(reservation)
             raise
         except Exception as error:
             usage = usage_of_error(error)

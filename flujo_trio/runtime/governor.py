@@ -44,6 +44,9 @@ class Reservation:
     watch_cost: bool = True
     watch_tokens: bool = True
     settled: bool = False
+    held: bool = True
+    """Counted in the ledger's reserved totals (admitted by the governor). A run with
+    no limits admits every call without asking, and nothing is held for it."""
 
     def exceeded_by(self, actual: Usage) -> bool:
         """Whether ``actual`` spends more than reserved on a dimension that is limited."""
@@ -118,9 +121,10 @@ class Ledger:
         if reservation.settled:
             return
         reservation.settled = True
-        self.outstanding.discard(reservation)
-        self.reserved_cost -= money(reservation.usage.cost_usd)
-        self.reserved_tokens -= reservation.usage.tokens
+        if reservation.held:
+            self.outstanding.discard(reservation)
+            self.reserved_cost -= money(reservation.usage.cost_usd)
+            self.reserved_tokens -= reservation.usage.tokens
 
     def settle(self, reservation: Reservation, actual: Usage) -> None:
         """Replace the reservation by what the call spent."""
@@ -233,9 +237,14 @@ class GovernorClient:
     """What a step actor holds: ask before a call, settle after it."""
 
     send_channel: trio.MemorySendChannel[Message]
+    unlimited: bool = False
+    """No limits: admissions cannot be denied, so calls skip the round trip."""
 
     async def reserve(self, usage: Usage) -> Reservation | str:
         """Admission for one agent call: the reservation, or why it was denied."""
+        if self.unlimited:
+            await trio.lowlevel.checkpoint()  # still a cancellation point, as asking is
+            return Reservation(usage, watch_cost=False, watch_tokens=False, held=False)
         request = Reserve(usage)
         self.send_channel.send_nowait(request)
         try:
@@ -262,6 +271,11 @@ class GovernorClient:
         await request.done.wait()
         assert request.total is not None
         return request.total
+
+    def abandon(self, reservation: Reservation) -> None:
+        """The call was cancelled mid-flight: its usage is unknown, so it is charged its
+        reservation (sent without waiting: the caller is being cancelled)."""
+        self.send_channel.send_nowait(Settle(reservation, reservation.usage))
 
     async def report(self, delta: Usage) -> None:
         """Usage not tied to a reservation (e.g. spent by a tool outside an agent call)."""

@@ -278,9 +278,11 @@ class Runner:
         governor = Governor.open(ledger, governed)
         control = RunControl(governed, answer_for=answer_for, answer=answer)
         events = EventBus(self.hooks, stream, control, self.limits, state.run_id)
-        frame = Frame(
-            context, GovernorClient(governor.send_channel), control, events, self.resources
+        unlimited = (
+            self.limits.total_cost_usd_limit is None and self.limits.total_tokens_limit is None
         )
+        client = GovernorClient(governor.send_channel, unlimited=unlimited)
+        frame = Frame(context, client, control, events, self.resources)
         last: StepRecord | None = None
         try:
             try:
