@@ -20,6 +20,8 @@ spend cancels the governed scope at once. A denied reservation is not a breach: 
 closes admissions, and the run winds down on its own. Calls already admitted finish
 with their checks (their cost fits the limit, so cancelling them would waste it),
 every later admission is denied, and the runner raises once the run has ended.
+Without any limit nothing can be denied, so clients admit calls locally and only
+their settlements travel to the governor.
 """
 
 from __future__ import annotations
