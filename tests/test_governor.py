@@ -153,3 +153,17 @@ async def test_exact_limit_under_fan_out_is_allowed():
     )
     result = await Runner(step, limits=UsageLimits(total_cost_usd_limit=0.3)).run("x")
     assert result.success and result.total_cost_usd == 0.3
+
+
+async def test_reported_usage_counts_and_can_breach():
+    ledger = Ledger(UsageLimits(total_tokens_limit=100))
+    governed = trio.CancelScope()
+    governor = Governor.open(ledger, governed)
+    client = GovernorClient(governor.send_channel)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(governor.serve)
+        await client.report(Usage(tokens=60))
+        assert ledger.spent == Usage(tokens=60) and not governed.cancel_called
+        await client.report(Usage(tokens=60))
+        assert governed.cancel_called and ledger.stop_message == "Token limit of 100 exceeded"
+        governor.close()
