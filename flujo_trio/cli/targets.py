@@ -22,7 +22,8 @@ def _load_file(path: Path) -> object:
         raise TargetError(f"no such file: {path}")
     # A stable module name per file, so classes defined there (contexts, outputs)
     # are found again by name when a later process resumes a stored run.
-    name = "flujo_target_" + re.sub(r"\W", "_", str(path.resolve()))
+    # Named after the path as given (relative paths stay valid when a checkout moves).
+    name = "flujo_target_" + re.sub(r"\W", "_", str(path))
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
