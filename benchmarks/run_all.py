@@ -83,6 +83,8 @@ def incumbent_table(ours: dict[str, Any], flujo: dict[str, Any]) -> None:
         mine = cancel.get(r["in_flight"])
         if mine:
             how = "returned a result" if r["returned_result"] else "raised"
+            if r.get("agents_still_running"):
+                how += f", {r['agents_still_running']} agents still running"
             rows.append(
                 [
                     f"cancel {r['in_flight']} in flight, ms ({how})",
