@@ -1,7 +1,7 @@
 """The benchmark workloads, run against the incumbent: flujo 0.6.11 on asyncio.
 
-This script runs ONLY inside the incumbent's virtual environment (``/tmp/flujo-venv``),
-as a subprocess of our benchmark suite. It imports flujo, its dependencies and the
+This script runs ONLY inside the incumbent's virtual environment (``.bench-flujo-venv``,
+made by ``benchmarks/incumbent.py``), as a subprocess of our benchmark suite. It imports flujo, its dependencies and the
 standard library, never ``flujo_trio``. It prints one JSON document on stdout; logs and
 warnings go to stderr (during the workloads file descriptor 1 is pointed at stderr, so
 nothing flujo prints can corrupt the document).
@@ -48,7 +48,7 @@ Outbound sockets and DNS lookups are refused for the whole process; an attempt i
 reported under ``errors["network"]``. flujo's own logger is set to WARNING, as flujo
 does itself in CI, so its per-step INFO lines are not timed.
 
-Usage: ``/tmp/flujo-venv/bin/python benchmarks/flujo_workloads.py [--ks 10,100,1000]
+Usage: ``.bench-flujo-venv/bin/python benchmarks/flujo_workloads.py [--ks 10,100,1000]
 [--steps 3] [--gov-steps 5] [--sizes 10,100] [--cancel-ns 1000,10000] [--repeats 20]``.
 """
 
