@@ -24,16 +24,30 @@ class IncumbentUnavailable(Exception):
     """Why the incumbent could not be measured (said once, and ours still runs)."""
 
 
+def _is_python313(candidate: str) -> bool:
+    """Runs, and is 3.13 or newer (a pyenv shim for a version not selected fails here)."""
+    try:
+        done = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info >= (3, 13))"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and done.stdout.strip() == "True"
+
+
 def find_python313() -> str:
-    candidates = [shutil.which(name) for name in ("python3.14", "python3.13")]
     pyenv_root = os.environ.get("PYENV_ROOT", str(pathlib.Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.1[3-9]*/bin/python3"), reverse=True)
+    candidates = sorted(glob.glob(f"{pyenv_root}/versions/3.1[3-9]*/bin/python3"), reverse=True)
+    candidates += [shutil.which(name) or "" for name in ("python3.14", "python3.13")]
     for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
+        if candidate and os.access(candidate, os.X_OK) and _is_python313(candidate):
             return candidate
     raise IncumbentUnavailable(
-        "Flujo 0.6.11 needs Python >= 3.13 and none was found on PATH or under "
-        f"{pyenv_root}/versions (install one with: pyenv install 3.13)"
+        "Flujo 0.6.11 needs Python >= 3.13 and none was found under "
+        f"{pyenv_root}/versions or on PATH (install one with: pyenv install 3.13)"
     )
 
 
