@@ -56,7 +56,12 @@ class EventBus:
                     type(event).__name__,
                 )
         if self.stream is not None and not hooks_only:
-            await self.stream.send(event)
+            try:
+                await self.stream.send(event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # The consumer left the stream; it is cancelling this run, which must
+                # end as cancelled, not fail on the closed channel.
+                self.stream = None
 
     async def step_started(self, path: tuple[str, ...]) -> None:
         if self.active:

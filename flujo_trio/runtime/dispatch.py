@@ -69,11 +69,14 @@ async def run_step(step: StepBase, data: Any, frame: Frame, parent: StepRecord) 
     When replaying a resumed run, a step that finished before is reused as it was.
     """
     prior = parent.claim(step.name)
-    if prior is not None and prior.finished:
+    if prior is not None and prior.reusable:
         return parent.adopt(prior)
-    record = parent.child(step.name, prior)
     frame = frame.enter(step.name)
+    # A run that was stopped (breach, abort, cancel) starts nothing new, and a step
+    # is attached to its parent only once it really starts.
+    await trio.lowlevel.checkpoint_if_cancelled()
     await frame.events.step_started(frame.path)
+    record = parent.child(step.name, prior)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(actor_for(step), step, data, frame, record, name=frame.task_name)

@@ -26,6 +26,19 @@ from .record import StepRecord
 EVENT_SHIELD_S = 5.0
 
 
+@attrs.define(eq=False)
+class Slot:
+    """A concurrency slot taken by the spawning loop and given back by the job."""
+
+    limiter: trio.CapacityLimiter
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.limiter.release_on_behalf_of(self)
+
+
 @attrs.frozen
 class Job:
     name: str
@@ -67,6 +80,12 @@ async def fan_out(
     try:
         async with trio.open_nursery() as nursery:
             for index, job in enumerate(jobs):
+                slot: Slot | None = None
+                if limiter is not None:
+                    # Slots are taken here, in declared order, so which job runs next
+                    # never depends on how Trio happens to schedule the waiting tasks.
+                    slot = Slot(limiter)
+                    await limiter.acquire_on_behalf_of(slot)
                 nursery.start_soon(
                     _run_job,
                     index,
@@ -74,7 +93,7 @@ async def fan_out(
                     frame,
                     record,
                     result,
-                    limiter,
+                    slot,
                     nursery.cancel_scope if fail_fast else None,
                     name=f"{frame.task_name}/{job.name}",
                 )
@@ -95,34 +114,46 @@ async def _run_job(
     frame: Frame,
     parent: StepRecord,
     result: FanOut,
-    limiter: trio.CapacityLimiter | None,
+    slot: Slot | None,
+    cancel_on_failure: trio.CancelScope | None,
+) -> None:
+    with slot if slot is not None else contextlib.nullcontext():
+        await _job(index, job, frame, parent, result, cancel_on_failure)
+
+
+async def _job(
+    index: int,
+    job: Job,
+    frame: Frame,
+    parent: StepRecord,
+    result: FanOut,
     cancel_on_failure: trio.CancelScope | None,
 ) -> None:
     prior = parent.claim(job.name, anywhere=True)
-    if prior is not None and prior.finished:
+    if prior is not None and prior.reusable:
         # Finished before a pause: reuse it, its context included; never re-run.
         result.records[index] = parent.adopt(prior)
         return
-    async with limiter if limiter is not None else contextlib.nullcontext():
-        saved_context = prior.branch_context if prior is not None else None
-        context = copy.deepcopy(saved_context if saved_context is not None else result.snapshot)
-        record = parent.child(job.name, prior)
-        result.records[index] = record
-        job_frame = frame.with_context(context).enter(job.name)
-        await job_frame.events.step_started(job_frame.path)
-        try:
-            last = await run_sequence(job.body.steps, job.data, job_frame, record)
-        finally:
-            record.release_prior()
-        record.branch_context = context
-        if last.paused:
-            record.pause(last.feedback or "Paused")
-        else:
-            record.finish(bool(last.success), last.output, last.feedback)
-        failed = not last.success and not last.paused
-        if failed and cancel_on_failure is not None and not frame.control.denied:
-            cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
-        # A failure just cancelled this task's scope too; still say how the job ended.
-        with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
-            cleanup.shield = True
-            await job_frame.events.step_finished(job_frame.path, record)
+    saved_context = prior.branch_context if prior is not None else None
+    context = copy.deepcopy(saved_context if saved_context is not None else result.snapshot)
+    job_frame = frame.with_context(context).enter(job.name)
+    await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts nothing new
+    await job_frame.events.step_started(job_frame.path)
+    record = parent.child(job.name, prior)
+    result.records[index] = record
+    try:
+        last = await run_sequence(job.body.steps, job.data, job_frame, record)
+    finally:
+        record.release_prior()
+    record.branch_context = context
+    if last.paused:
+        record.pause(last.feedback or "Paused")
+    else:
+        record.finish(bool(last.success), last.output, last.feedback)
+    failed = not last.success and not last.paused
+    if failed and cancel_on_failure is not None and not frame.control.denied:
+        cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
+    # A failure just cancelled this task's scope too; still say how the job ended.
+    with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
+        cleanup.shield = True
+        await job_frame.events.step_finished(job_frame.path, record)

@@ -207,17 +207,14 @@ class Governor:
             if isinstance(message, Reserve) and not message.abandoned:
                 message.granted = ledger.admit(message.usage)
                 message.denial = None if message.granted else ledger.stop_message
-                # Answered before any cancel below, so a denied step learns it was
-                # denied (and records attempts == 0) even when a breach follows.
-                message.done.set()
+            # Every request is answered before any cancel below: a denied step learns
+            # it was denied (attempts == 0), and the step whose spend breached gets
+            # its totals and records its completed call. The cancel then lands at
+            # each task's next checkpoint, so no new step or agent call starts.
+            message.done.set()
         if ledger.stop_kind == StopKind.BREACH and not self.governed.cancel_called:
             logger.info("flujo-trio governor: %s; cancelling the run", ledger.stop_message)
-        if ledger.stop_kind == StopKind.BREACH:
-            # Senders of the breaching spend are still blocked on their answer, so the
-            # cancel reaches them there: nothing runs after the spend that breached.
             self.governed.cancel(reason=f"flujo-trio governor: {ledger.stop_message}")
-        for message in batch:
-            message.done.set()
 
     def close(self) -> None:
         self.send_channel.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from ..dsl.loop import LoopStep
 from .dispatch import run_sequence
 from .frame import Frame
@@ -18,7 +20,7 @@ from .user_code import UserCodeFailed, call_user, map_optional
 
 def _next_is_reused(record: StepRecord) -> bool:
     saved = record.peek_claim()
-    return saved is not None and saved.finished
+    return saved is not None and saved.reusable
 
 
 async def run_loop(step: LoopStep, data: Any, frame: Frame, record: StepRecord) -> None:
@@ -32,6 +34,7 @@ async def run_loop(step: LoopStep, data: Any, frame: Frame, record: StepRecord) 
                 owner, "initial_input_mapper", step.initial_input_mapper, data, context
             )
         for iteration in range(1, step.max_loops + 1):
+            await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts no iteration
             record.attempts = iteration
             last = await run_sequence(step.body.steps, current, frame, record)
             output = last.output

@@ -143,6 +143,18 @@ class StepRecord:
     def finished(self) -> bool:
         return self.success is not None
 
+    @property
+    def reusable(self) -> bool:
+        """Whether a replay may reuse this saved record as it is. A step that failed
+        only because its reservation was denied (itself, or a step inside it) never
+        ran its work, so a resume with room in the budget runs it again."""
+        return self.finished and not (self.success is False and self._denied_inside())
+
+    def _denied_inside(self) -> bool:
+        return bool(self.metadata.get("reservation_denied")) or any(
+            child._denied_inside() for child in self.children
+        )
+
     def total(self) -> tuple[Decimal, int]:
         cost, tokens = self.own_cost, self.own_tokens
         for child in self.children:

@@ -317,6 +317,12 @@ class Runner:
                     await events.emit(RunFinished(cancelled), hooks_only=True)
             raise
         governor.finish()
+        if control.aborted is not None and root.children:
+            # Say why on the step the run stopped at (it may itself have succeeded).
+            stopped = root.children[-1]
+            stopped.metadata["aborted_by_hook"] = True
+            if stopped.finished and control.aborted not in (stopped.feedback or ""):
+                stopped.feedback = "; ".join(filter(None, [stopped.feedback, control.aborted]))
         status = self._final_status(ledger, control, last)
         logger.info(
             "run %s of %s ended %s: $%s, %d tokens",
@@ -371,7 +377,7 @@ class Runner:
         for step in self.pipeline.steps:
             saved = root.peek_claim()
             last = await run_step(step, data, frame, root)
-            reused = last is saved and last.finished
+            reused = last is saved and last.reusable
             if durable and not reused:
                 await self._save(state, root.children, ledger, RunStatus.RUNNING)
             if not last.success:
