@@ -7,7 +7,6 @@ client disconnect, so tests can prove a cancelled call really closed its connect
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -152,6 +151,3 @@ class FakeOpenAI:
         await write(h11.Data(data=b"data: [DONE]\n\n"))
         await write(h11.EndOfMessage())
         return True
-
-
-ServerFactory = Callable[[], Awaitable[FakeOpenAI]]

@@ -190,5 +190,7 @@ def test_reservation_needs_max_tokens_and_client_needs_configuration(monkeypatch
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         _ = ChatAgent("m").client
-    assert ChatAgent("m", pricing=Pricing(1, 1)).reservation is not None
-    assert Usage() == Usage(0.0, 0)
+    # prompt: "abc" estimated at 9 tokens + 32 of request overhead; completion: max_tokens
+    bound = ChatAgent("m", pricing=Pricing(1, 1), max_tokens=10).reservation("abc")
+    assert bound == Usage(cost_usd=51 / 1e6, tokens=51)
+    assert Usage() + Usage(0.1, 2) + Usage(0.2, 3) == Usage(0.3, 5)

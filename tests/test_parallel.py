@@ -54,7 +54,7 @@ async def run(step, data="x", context=None):
     return await Runner(step, context_type=Ctx).run(data, context=context)
 
 
-async def test_output_is_by_branch_in_declared_order_and_results_named_by_key():
+async def test_output_is_by_branch_in_declared_order_and_results_named_by_key(autojump_clock):
     async def slow(data):
         await trio.sleep(0.01)
         return "slow"
@@ -229,7 +229,7 @@ async def test_caller_cancel_cancels_every_branch(autojump_clock):
     assert stray_tasks() == []
 
 
-async def test_map_runs_items_concurrently_in_input_order():
+async def test_map_runs_items_concurrently_in_input_order(autojump_clock):
     async def square(n, context):
         await trio.sleep(0.001 * (5 - n))
         context.log.append(f"item{n}")

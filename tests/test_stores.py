@@ -162,7 +162,7 @@ async def test_two_concurrent_runs_share_one_store(tmp_path):
     store = SqliteStore(tmp_path / "runs.db")
 
     async def work(data):
-        await trio.sleep(0.01)
+        await trio.lowlevel.checkpoint()  # let the two runs interleave
         return AgentResult(f"{data}!", Usage(0.1))
 
     runner = Runner(Step("a", work) >> Step("b", work), store=store)
