@@ -20,7 +20,8 @@ class RunStatus(enum.StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
+    """Timestamps flujo-trio stores are timezone-aware UTC."""
     return datetime.now(UTC)
 
 
@@ -32,7 +33,7 @@ class HumanInteraction:
     """What the run asked."""
     human_response: Any
     """The structured answer."""
-    timestamp: datetime = attrs.field(factory=_now)
+    timestamp: datetime = attrs.field(factory=utc_now)
     """When the answer arrived (UTC)."""
 
 

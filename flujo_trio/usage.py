@@ -54,10 +54,6 @@ class Usage:
             float(money(self.cost_usd) + money(other.cost_usd)), self.tokens + other.tokens
         )
 
-    @property
-    def is_zero(self) -> bool:
-        return self.cost_usd == 0 and self.tokens == 0
-
 
 def _optional_limit(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is None:

@@ -28,6 +28,8 @@ class Outcome:
     output: Any
     failure: str | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    warning: str | None = None
+    """Feedback of a step that still succeeded (``validation="warn"``)."""
 
 
 async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord) -> None:
@@ -48,8 +50,7 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
             spent = Usage(float(cost - usage_before[0]), tokens - usage_before[1])
             await step.cache.put(cache_key, CachedOutput(outcome.output, spent))
     # A "warn" validation keeps success but still explains itself in the feedback.
-    warning = outcome.metadata.get("validation_feedback")
-    record.finish(outcome.failure is None, outcome.output, outcome.failure or warning)
+    record.finish(outcome.failure is None, outcome.output, outcome.failure or outcome.warning)
 
 
 async def _with_fallback(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
@@ -59,7 +60,7 @@ async def _with_fallback(step: Step, data: Any, frame: Frame, record: StepRecord
     fallback = await _with_fallback(step.fallback, data, frame, record)
     metadata = {**fallback.metadata, "fallback_triggered": True, "original_error": outcome.failure}
     if fallback.failure is None:
-        return Outcome(fallback.output, None, metadata)
+        return Outcome(fallback.output, None, metadata, warning=fallback.warning)
     failure = f"Original error: {outcome.failure}; Fallback error: {fallback.failure}"
     return Outcome(fallback.output, failure, metadata)
 
@@ -86,16 +87,15 @@ async def _run_primary(step: Step, data: Any, frame: Frame, record: StepRecord) 
     if verdict.passed:
         return Outcome(output, None, metadata)
     if step.validation == "warn":
-        return Outcome(output, None, {**metadata, "validation_feedback": verdict.feedback})
+        return Outcome(output, None, metadata, warning=verdict.feedback)
     return Outcome(None if step.validation == "drop" else output, verdict.feedback, metadata)
 
 
 async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
     errors: list[str] = []
-    metadata: dict[str, Any] = {}
     paid, output = record.take_completed_call()
     if paid:  # resumed after a stop that came between the call and its checks
-        return Outcome(output, None, metadata)
+        return Outcome(output)
     for _ in range(step.max_retries + 1):
         try:
             reserve = step.reservation_for(data) or Usage()
@@ -136,13 +136,12 @@ async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRe
             record.completed_call(output)
         record.charge(usage)
         if step.reserve is not None and reservation.exceeded_by(usage):
-            metadata["reservation_exceeded"] = True
             record.metadata["reservation_exceeded"] = True
         total = await frame.governor.settle(reservation, usage)
         await frame.events.usage(total)
         if error_message is None:
-            return Outcome(output, None, metadata)
+            return Outcome(output)
         errors.append(error_message)
         if not retryable:  # the agent says another attempt cannot help
             break
-    return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}", metadata)
+    return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}")

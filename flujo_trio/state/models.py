@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from ..context import PipelineContext, RunStatus
+from ..context import PipelineContext, RunStatus, utc_now
 from ..runtime.record import StepRecord
 from ..usage import UsageLimits
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @attrs.define
@@ -32,8 +28,8 @@ class RunState:
     spent_cost: Decimal = Decimal(0)
     """The governor's ledger: limits apply to the run across resumes."""
     spent_tokens: int = 0
-    created_at: datetime = attrs.field(factory=_now)
-    updated_at: datetime = attrs.field(factory=_now)
+    created_at: datetime = attrs.field(factory=utc_now)
+    updated_at: datetime = attrs.field(factory=utc_now)
     limits: UsageLimits = attrs.field(factory=UsageLimits)
     """The limits the run was last started or resumed with."""
     origin: str | None = None
