@@ -71,12 +71,22 @@ class AgentCallError(FlujoTrioError):
     Adapters raise it (or a subclass) with ``retryable=False`` for failures another
     attempt cannot fix (a bad request, a rejected key), so the step stops retrying at
     once. ``usage`` is what the failed call still cost, and counts toward the totals.
+    ``retry_after`` (seconds) is how long the provider asked to wait before the next
+    attempt; the step waits at least that long (if it retries at all).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True, usage: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        usage: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.usage = usage
+        self.retry_after = retry_after
 
 
 class OutputParseError(AgentCallError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import attrs
 
+from typing import Any
+
 from .results import PipelineResult, StepResult
 from .usage import Usage, UsageLimits
 
@@ -64,4 +66,56 @@ class RunFinished:
     result: PipelineResult
 
 
-Event = RunStarted | StepStarted | StepFinished | UsageUpdated | RunPaused | RunFinished
+@attrs.frozen
+class AgentDelta:
+    """Text a streaming agent produced, as it arrives (``step`` is the step's path,
+    ``"/"``-joined, e.g. ``"reviews/facts/review_facts"``).
+
+    .. versionadded:: 0.2
+    """
+
+    run_id: str
+    step: str
+    text: str
+
+
+@attrs.frozen
+class ToolCalled:
+    """An agent's model asked for a tool; ``arguments`` as the model sent them.
+
+    .. versionadded:: 0.2
+    """
+
+    run_id: str
+    step: str
+    tool: str
+    arguments: Any = None
+    call_id: str | None = None
+
+
+@attrs.frozen
+class ToolReturned:
+    """A tool call ended: ``result`` when it returned, ``error`` when it raised.
+
+    .. versionadded:: 0.2
+    """
+
+    run_id: str
+    step: str
+    tool: str
+    result: Any = None
+    error: str | None = None
+    call_id: str | None = None
+
+
+Event = (
+    RunStarted
+    | StepStarted
+    | StepFinished
+    | UsageUpdated
+    | RunPaused
+    | RunFinished
+    | AgentDelta
+    | ToolCalled
+    | ToolReturned
+)
