@@ -4,6 +4,12 @@ Every step runs as a task inside a nursery, a governor actor holds the budget un
 fan-out, and run state is durable. This module only re-exports the public API.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from .agent_api import Emitter as Emitter
+from .agent_api import RequestDenied as RequestDenied
+from .agent_api import UsageMeter as UsageMeter
+from .backoff import Backoff as Backoff
 from .cache import MemoryCache as MemoryCache
 from .cache import StepCache as StepCache
 from .checks import PluginOutcome as PluginOutcome
@@ -32,37 +38,65 @@ from .errors import ResumeError as ResumeError
 from .errors import SerializationError as SerializationError
 from .errors import StoreError as StoreError
 from .errors import UsageLimitExceededError as UsageLimitExceededError
+from .events import AgentDelta as AgentDelta
 from .events import Event as Event
 from .events import RunFinished as RunFinished
 from .events import RunPaused as RunPaused
 from .events import RunStarted as RunStarted
 from .events import StepFinished as StepFinished
 from .events import StepStarted as StepStarted
+from .events import ToolCalled as ToolCalled
+from .events import ToolReturned as ToolReturned
 from .events import UsageUpdated as UsageUpdated
+from .governance import GovernorStatistics as GovernorStatistics
 from .results import PipelineResult as PipelineResult
 from .results import StepResult as StepResult
 from .runtime.runner import Runner as Runner
-from .state import MemoryStore as MemoryStore
-from .state import RunState as RunState
-from .state import RunSummary as RunSummary
-from .state import SqliteCache as SqliteCache
-from .state import SqliteStore as SqliteStore
-from .state import StateStore as StateStore
+from .state.memory import MemoryStore as MemoryStore
+from .state.protocol import StateStore as StateStore
+from .state.records import RunState as RunState
+from .state.records import RunSummary as RunSummary
 from .usage import AgentResult as AgentResult
 from .usage import Usage as Usage
 from .usage import UsageLimits as UsageLimits
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .state.sqlite import SqliteStore as SqliteStore
+    from .state.sqlite_cache import SqliteCache as SqliteCache
+
+__version__ = "0.2.0"
+
+#: Loaded on first use, so ``import flujo_trio`` loads neither sqlite3 nor the converter.
+_LAZY = {
+    "SqliteStore": "flujo_trio.state.sqlite",
+    "SqliteCache": "flujo_trio.state.sqlite_cache",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flujo_trio' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AbortRun",
     "AgentCallError",
+    "AgentDelta",
     "AgentResult",
+    "Backoff",
     "BranchFailure",
     "ConditionalStep",
     "ConfigurationError",
+    "Emitter",
     "Event",
     "FlujoTrioError",
+    "GovernorStatistics",
     "HumanInputError",
     "HumanInteraction",
     "HumanStep",
@@ -79,6 +113,7 @@ __all__ = [
     "PipelineResult",
     "PluginOutcome",
     "Processors",
+    "RequestDenied",
     "ResumeError",
     "RunFinished",
     "RunPaused",
@@ -97,9 +132,12 @@ __all__ = [
     "StepResult",
     "StepStarted",
     "StoreError",
+    "ToolCalled",
+    "ToolReturned",
     "Usage",
     "UsageLimitExceededError",
     "UsageLimits",
+    "UsageMeter",
     "UsageUpdated",
     "ValidationResult",
 ]

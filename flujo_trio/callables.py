@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 #: Keyword arguments the runtime may offer an agent.
-AGENT_KWARGS = frozenset({"context", "feedback", "resources"})
+AGENT_KWARGS = frozenset({"context", "feedback", "resources", "emit", "meter"})
 
 
 async def call_maybe_async(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

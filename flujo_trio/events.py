@@ -6,10 +6,11 @@ for the ``summarize`` step of branch ``branch_a`` of the parallel step ``fanout`
 
 from __future__ import annotations
 
-import attrs
-
 from typing import Any
 
+import attrs
+
+from .governance import GovernorStatistics
 from .results import PipelineResult, StepResult
 from .usage import Usage, UsageLimits
 
@@ -39,6 +40,11 @@ class StepFinished:
     path: tuple[str, ...]
     result: StepResult
     run_id: str | None = attrs.field(default=None, kw_only=True)
+    reused: bool = attrs.field(default=False, kw_only=True)
+    """Taken from the journal of an earlier execution of a resumed run (not run again).
+
+    .. versionadded:: 0.2
+    """
 
 
 @attrs.frozen
@@ -48,6 +54,11 @@ class UsageUpdated:
     total: Usage
     limits: UsageLimits
     run_id: str | None = attrs.field(default=None, kw_only=True)
+    governor: GovernorStatistics | None = attrs.field(default=None, kw_only=True)
+    """The governor's numbers right after this update.
+
+    .. versionadded:: 0.2
+    """
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from .context import PipelineContext, RunStatus
+from .governance import GovernorStatistics
 
 
 @attrs.define
@@ -53,6 +54,16 @@ class PipelineResult:
     """The context as the run left it."""
     status: RunStatus = RunStatus.RUNNING
     """Where the run stands."""
+    total_requests: int = 0
+    """Agent calls admitted by the run (every execution of a resumed run included).
+
+    .. versionadded:: 0.2
+    """
+    governor: GovernorStatistics | None = None
+    """What the governor did in the execution that produced this result.
+
+    .. versionadded:: 0.2
+    """
 
     @property
     def success(self) -> bool:

@@ -1,42 +1,60 @@
-"""The one cattrs converter for everything flujo-trio stores.
+"""The one cattrs converter for everything flujo-trio stores, and the rule that data
+never chooses code.
 
 - Typed fields follow their types: enums are stored by value and come back as
-  members, ``datetime`` as ISO text, ``Decimal`` as text, sets as lists.
-- A :class:`PipelineContext` (or any subclass, even one defined after this module
-  was imported, or inside a function) is stored with a ``__type__`` tag naming its
-  class, and comes back as that class with all its fields.
-- Values typed ``Any`` (step outputs, metadata, human input) keep their own type
-  through a ``__flujo_type__`` tag when JSON alone would lose it (tuples, sets,
-  enums, datetimes, decimals, attrs instances). Anything else that is not JSON fails
-  with a :class:`SerializationError` naming the field path.
-- Structuring is strict: missing fields, unknown keys, unknown enum members and
-  values of the wrong type (a string for a bool) are errors that name the path.
+  members, ``datetime`` as ISO text, ``Decimal`` as text, sets as lists, dicts with
+  int or enum keys keep their keys.
+- A :class:`PipelineContext` (or any subclass) is stored with a ``__type__`` tag
+  naming its class, and comes back as that class with all its fields.
+- Values typed ``Any`` (step outputs, metadata) keep their own type through a
+  ``__flujo_type__`` tag when JSON alone would lose it (tuples, sets, enums,
+  datetimes, decimals, bytes, UUIDs, attrs classes, dataclasses, pydantic models).
+- Non-finite floats, and anything else that is not storable, fail with a
+  :class:`SerializationError` naming the field path.
+
+Which classes a tag may name (nothing is ever imported because data names it):
+
+1. classes registered with :func:`register` (also a class decorator);
+2. classes this process has serialized itself;
+3. the types a runner declares (its context type, human steps' ``input_type``), and
+   classes defined at the top of the modules the pipeline's own callables and
+   context come from, when those modules are already imported (see
+   :func:`allowing`, which the runner enters around every load).
+
+Anything else is a :class:`SerializationError` that names the class and says how to
+register it.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import enum
-import importlib
-from collections.abc import Callable, Iterator, Mapping
+import json
+import math
+import sys
+import types
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from cattrs.preconf.json import JsonConverter, make_converter
+from cattrs.preconf.json import JsonConverter, configure_converter
 from cattrs.v import format_exception
 
 from .context import PipelineContext
-from .errors import SerializationError
-from .runtime.record import StepRecord
+from .errors import HumanInputError, SerializationError
 
 T = TypeVar("T")
 
 CONTEXT_TAG = "__type__"
-#: StepRecord's replay bookkeeping: rebuilt on load, never stored.
-_REPLAY_FIELDS = ("started_at", "prior", "_pending", "_call_taken")
 VALUE_TAG = "__flujo_type__"
 
 
@@ -44,46 +62,120 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _subclasses(cls: type) -> Iterator[type]:
-    sub: type
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
+# -- which classes stored data may name -----------------------------------------------
 
 
-def _resolve_class(path: str, base: type | None = None) -> type:
-    """The class named ``module.QualName``: importable, or a live subclass of ``base``."""
-    if base is not None:
-        # ``attrs.define`` replaces a class by a slotted copy; the original lingers in
-        # ``__subclasses__()`` until collected, without fields of its own. Take the
-        # newest class that attrs itself built.
-        matches = [
-            candidate
-            for candidate in (base, *_subclasses(base))
-            if class_path(candidate) == path and "__attrs_attrs__" in vars(candidate)
-        ]
-        if matches:
-            return matches[-1]
+def _is_value_class(cls: object) -> bool:
+    """Classes whose instances the converter can rebuild from their fields."""
+    return isinstance(cls, type) and (
+        attrs.has(cls)
+        or dataclasses.is_dataclass(cls)
+        or issubclass(cls, enum.Enum)
+        or _is_pydantic(cls)
+    )
+
+
+def _is_pydantic(cls: type) -> bool:
+    return callable(getattr(cls, "model_validate", None)) and callable(
+        getattr(cls, "model_dump", None)
+    )
+
+
+class TypeRegistry:
+    """Classes stored data may name: registered ones and those this process serialized.
+
+    Keyed by ``module.QualName``; lives on the converter (not in a global), so a
+    fresh converter starts empty.
+    """
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type] = {}
+
+    def add(self, cls: type) -> None:
+        self._classes[class_path(cls)] = cls
+
+    def get(self, path: str) -> type | None:
+        return self._classes.get(path)
+
+    def __contains__(self, cls: type) -> bool:
+        return self._classes.get(class_path(cls)) is cls
+
+
+@attrs.frozen
+class Allowance:
+    """Classes a load in progress may resolve beyond the registry."""
+
+    classes: Mapping[str, type] = attrs.field(factory=dict)
+    modules: frozenset[str] = frozenset()
+
+
+_ALLOWANCE: ContextVar[Allowance | None] = ContextVar("flujo_trio_allowance", default=None)
+#: ``"typed"`` (default), ``"plain"`` (tags decode to plain JSON: inspecting stored runs
+#: without their code) or ``"input"`` (Any accepts plain JSON only: human answers).
+_MODE: ContextVar[str] = ContextVar("flujo_trio_decode_mode", default="typed")
+
+
+@contextmanager
+def allowing(classes: Iterable[type] = (), modules: Iterable[str] = ()) -> Iterator[None]:
+    """Let loads inside this block resolve ``classes`` and the top-level classes of
+    ``modules`` (only modules already imported; nothing is imported here)."""
+    current = _ALLOWANCE.get()
+    merged = dict(current.classes) if current is not None else {}
+    for cls in classes:
+        if isinstance(cls, type):
+            merged[class_path(cls)] = cls
+    names = frozenset(modules) | (current.modules if current is not None else frozenset())
+    token = _ALLOWANCE.set(Allowance(merged, names))
+    try:
+        yield
+    finally:
+        _ALLOWANCE.reset(token)
+
+
+@contextmanager
+def plain_values() -> Iterator[None]:
+    """Loads inside this block turn tagged values into plain JSON (classes are never
+    resolved), and contexts of unknown classes into a base :class:`PipelineContext`."""
+    token = _MODE.set("plain")
+    try:
+        yield
+    finally:
+        _MODE.reset(token)
+
+
+def _from_allowed_module(path: str, allowance: Allowance) -> type | None:
     module_name, _, qualname = path.rpartition(".")
     while module_name:
-        try:
-            target: Any = importlib.import_module(module_name)
-        except ImportError:
-            module_name, _, head = module_name.rpartition(".")
-            qualname = f"{head}.{qualname}"
-            continue
-        try:
-            for part in qualname.split("."):
-                target = getattr(target, part)
-        except AttributeError:
-            break
-        if isinstance(target, type):
-            return target
-        break
-    raise SerializationError(
-        f"Cannot find class {path!r}: define it at module level (importable) so stored "
-        "runs can be loaded, or load them in a process where it exists"
-    )
+        if module_name in allowance.modules:
+            target: Any = sys.modules.get(module_name)
+            try:
+                for part in qualname.split("."):
+                    target = getattr(target, part)
+            except AttributeError:
+                return None
+            if _is_value_class(target) and class_path(target) == path:
+                return target  # type: ignore[no-any-return]
+            return None
+        module_name, _, head = module_name.rpartition(".")
+        qualname = f"{head}.{qualname}"
+    return None
+
+
+def _resolve(registry: TypeRegistry, path: Any) -> type:
+    if not isinstance(path, str):
+        raise SerializationError(f"a stored class name must be text, got {path!r}")
+    cls = registry.get(path)
+    allowance = _ALLOWANCE.get()
+    if cls is None and allowance is not None:
+        cls = allowance.classes.get(path) or _from_allowed_module(path, allowance)
+    if cls is None:
+        short = path.rpartition(".")[2] or path
+        raise SerializationError(
+            f"stored data names class {path!r}, which this process does not allow: "
+            f"call flujo_trio.serialization.register({short}) (or decorate the class with "
+            "@register) before loading, or declare it as a type of the pipeline"
+        )
+    return cls
 
 
 # -- strict primitives ---------------------------------------------------------------
@@ -104,9 +196,17 @@ def _strict(kind: type, accept: tuple[type, ...], reject: tuple[type, ...] = ())
             return _structure_enum(value, cls)
         if isinstance(value, reject) or not isinstance(value, accept):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         return kind(value)
 
     return structure
+
+
+def _unstructure_float(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not storable: only finite numbers are")
+    return value
 
 
 def _structure_decimal(value: Any, _: Any) -> Decimal:
@@ -118,71 +218,177 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
         raise ValueError(f"not a decimal: {value!r}") from error
 
 
+def _key_in(key_type: Any, key: Any) -> Any:
+    """JSON object keys are text: int and int-valued enum keys come back from it."""
+    wants_int = key_type is int or (
+        isinstance(key_type, type)
+        and issubclass(key_type, enum.Enum)
+        and any(isinstance(member.value, int) for member in key_type)
+    )
+    if wants_int and isinstance(key, str):
+        text = key[1:] if key.startswith("-") else key
+        if text.isdigit() and text.isascii():
+            return int(key)
+    return key
+
+
+def _key_out(key: Any) -> str:
+    if isinstance(key, enum.Enum):
+        key = key.value
+    if isinstance(key, bool) or not isinstance(key, str | int):
+        raise TypeError(f"dict keys must be text, ints or enums to be stored, got {key!r}")
+    return str(key)
+
+
+def _is_dict_type(tp: Any) -> bool:
+    return get_origin(tp) in (dict, Mapping) or tp in (dict, Mapping)
+
+
+def _dict_hooks(converter: JsonConverter) -> None:
+    def unstructure_factory(tp: Any) -> Callable[[Any], dict[str, Any]]:
+        args = get_args(tp)
+        value_type = args[1] if len(args) == 2 else Any
+
+        def unstructure(value: Mapping[Any, Any]) -> dict[str, Any]:
+            return {
+                _key_out(k): converter.unstructure(v, unstructure_as=value_type)
+                for k, v in value.items()
+            }
+
+        return unstructure
+
+    def structure_factory(tp: Any) -> Callable[[Any, Any], dict[Any, Any]]:
+        args = get_args(tp)
+        key_type, value_type = args if len(args) == 2 else (Any, Any)
+
+        def structure(data: Any, _: Any) -> dict[Any, Any]:
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected a mapping, got {type(data).__name__} {data!r}")
+            return {
+                converter.structure(_key_in(key_type, k), key_type): converter.structure(
+                    v, value_type
+                )
+                for k, v in data.items()
+            }
+
+        return structure
+
+    converter.register_unstructure_hook_factory(_is_dict_type, unstructure_factory)
+    converter.register_structure_hook_factory(_is_dict_type, structure_factory)
+
+
 # -- Any-typed values ------------------------------------------------------------------
 
 
-def _encode_any(converter: JsonConverter, value: Any) -> Any:
-    if isinstance(value, enum.Enum):  # before str/int: StrEnum and IntEnum are both
-        return {
-            VALUE_TAG: "enum",
-            "class": class_path(type(value)),
-            "value": _encode_any(converter, value.value),
-        }
-    if value is None or isinstance(value, bool | int | float | str):
+def _tagged(kind: str, **fields: Any) -> dict[str, Any]:
+    return {VALUE_TAG: kind, **fields}
+
+
+def _encode_any(converter: FlujoConverter, value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, enum.Enum):  # before int: StrEnum and IntEnum are both
+        converter.registry.add(type(value))
+        return _tagged(
+            "enum", **{"class": class_path(type(value))}, value=_encode_any(converter, value.value)
+        )
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _unstructure_float(float(value))
     if isinstance(value, list):
         return [_encode_any(converter, item) for item in value]
     if isinstance(value, dict):
-        if all(isinstance(key, str) for key in value) and VALUE_TAG not in value:
+        if all(type(key) is str for key in value) and VALUE_TAG not in value:
             return {key: _encode_any(converter, item) for key, item in value.items()}
         pairs = [[_encode_any(converter, k), _encode_any(converter, v)] for k, v in value.items()]
-        return {VALUE_TAG: "dict", "items": pairs}
+        return _tagged("dict", items=pairs)
     if isinstance(value, tuple):
-        return {VALUE_TAG: "tuple", "items": [_encode_any(converter, v) for v in value]}
+        return _tagged("tuple", items=[_encode_any(converter, v) for v in value])
     if isinstance(value, set | frozenset):
         kind = "frozenset" if isinstance(value, frozenset) else "set"
-        return {VALUE_TAG: kind, "items": [_encode_any(converter, v) for v in value]}
+        return _tagged(kind, items=[_encode_any(converter, v) for v in value])
     if isinstance(value, dt.datetime):
-        return {VALUE_TAG: "datetime", "value": value.isoformat()}
+        return _tagged("datetime", value=value.isoformat())
     if isinstance(value, dt.date):
-        return {VALUE_TAG: "date", "value": value.isoformat()}
+        return _tagged("date", value=value.isoformat())
     if isinstance(value, Decimal):
-        return {VALUE_TAG: "decimal", "value": str(value)}
-    if attrs.has(type(value)):
-        data = converter.unstructure(value, unstructure_as=type(value))
-        return {VALUE_TAG: "attrs", "class": class_path(type(value)), "value": data}
+        return _tagged("decimal", value=str(value))
+    if isinstance(value, bytes):
+        return _tagged("bytes", value=base64.b64encode(value).decode("ascii"))
+    if isinstance(value, uuid.UUID):
+        return _tagged("uuid", value=str(value))
+    cls = type(value)
+    if isinstance(value, PipelineContext):
+        converter.registry.add(cls)
+        return _tagged(
+            "context", value=converter.unstructure(value, unstructure_as=PipelineContext)
+        )
+    if attrs.has(cls) or dataclasses.is_dataclass(value):
+        converter.registry.add(cls)
+        kind = "attrs" if attrs.has(cls) else "dataclass"
+        data = converter.unstructure(value, unstructure_as=cls)
+        return _tagged(kind, **{"class": class_path(cls)}, value=data)
+    if _is_pydantic(cls):
+        converter.registry.add(cls)
+        data = _encode_any(converter, value.model_dump(mode="json"))
+        return _tagged("pydantic", **{"class": class_path(cls)}, value=data)
     raise SerializationError(
-        f"Cannot serialize a {type(value).__qualname__}: use JSON values, attrs classes, "
-        "enums, datetimes, decimals, tuples or sets"
+        f"Cannot serialize a {cls.__qualname__}: use JSON values, attrs classes, "
+        "dataclasses, pydantic models, enums, datetimes, decimals, bytes, tuples or sets"
     )
 
 
-def _decode_any(converter: JsonConverter, data: Any) -> Any:
+def _decode_any(converter: FlujoConverter, data: Any) -> Any:
+    mode = _MODE.get()
+    if mode == "input":
+        return data  # already checked to be plain JSON: tags are just data here
     if isinstance(data, list):
         return [_decode_any(converter, item) for item in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ValueError(f"{data!r} is not a stored value: only finite numbers are")
     if not isinstance(data, dict):
         return data
     kind = data.get(VALUE_TAG)
     if kind is None:
         return {key: _decode_any(converter, item) for key, item in data.items()}
+    plain = mode == "plain"
     if kind == "dict":
-        return {_decode_any(converter, k): _decode_any(converter, v) for k, v in data["items"]}
+        pairs = [(_decode_any(converter, k), _decode_any(converter, v)) for k, v in data["items"]]
+        if plain:
+            return {k if isinstance(k, str) else json.dumps(k): v for k, v in pairs}
+        return dict(pairs)
     if kind in ("tuple", "set", "frozenset"):
         items = [_decode_any(converter, v) for v in data["items"]]
+        if plain:
+            return items
         return {"tuple": tuple, "set": set, "frozenset": frozenset}[kind](items)
-    if kind == "enum":
-        enum_cls = _resolve_class(data["class"])
-        return enum_cls(_decode_any(converter, data["value"]))
-    if kind == "datetime":
-        return dt.datetime.fromisoformat(data["value"])
-    if kind == "date":
-        return dt.date.fromisoformat(data["value"])
-    if kind == "decimal":
-        return Decimal(data["value"])
-    if kind == "attrs":
-        cls = _resolve_class(data["class"], PipelineContext)
-        return converter.structure(data["value"], cls)
-    raise ValueError(f"unknown {VALUE_TAG} {kind!r}")
+    if kind in ("datetime", "date", "decimal", "bytes", "uuid"):
+        value = data["value"]
+        if plain:
+            return value
+        parsers: dict[str, Callable[[Any], Any]] = {
+            "datetime": dt.datetime.fromisoformat,
+            "date": dt.date.fromisoformat,
+            "decimal": Decimal,
+            "bytes": lambda text: base64.b64decode(text, validate=True),
+            "uuid": uuid.UUID,
+        }
+        return parsers[kind](value)
+    if kind == "context":
+        return converter.structure(data["value"], PipelineContext)
+    if kind in ("enum", "attrs", "dataclass", "pydantic"):
+        if plain:
+            return _decode_any(converter, data["value"])
+        cls = _resolve(converter.registry, data.get("class"))
+        if kind == "enum" and issubclass(cls, enum.Enum):
+            return cls(_decode_any(converter, data["value"]))
+        if kind == "pydantic" and _is_pydantic(cls):
+            return cls.model_validate(_decode_any(converter, data["value"]))  # type: ignore[attr-defined]
+        if kind in ("attrs", "dataclass") and (attrs.has(cls) or dataclasses.is_dataclass(cls)):
+            return converter.structure(data["value"], cls)
+        raise SerializationError(f"stored class {class_path(cls)} is not a {kind} class")
+    raise SerializationError(f"unknown {VALUE_TAG} {kind!r} in stored data")
 
 
 # -- PipelineContext and its subclasses ------------------------------------------------------
@@ -192,7 +398,7 @@ def _is_context_type(cls: Any) -> bool:
     return isinstance(cls, type) and issubclass(cls, PipelineContext)
 
 
-def _context_hooks(converter: JsonConverter) -> None:
+def _context_hooks(converter: FlujoConverter) -> None:
     """Tagged by class so a subclass survives a round trip through its base type.
 
     Hooks are generated per concrete class on first use (not when the converter is
@@ -206,7 +412,8 @@ def _context_hooks(converter: JsonConverter) -> None:
             cls = type(context)
             fn = unstructure_fns.get(cls)
             if fn is None:
-                fn = unstructure_fns[cls] = make_dict_unstructure_fn(cls, converter)
+                fn = unstructure_fns[cls] = cattrs.gen.make_dict_unstructure_fn(cls, converter)
+                converter.registry.add(cls)
             return {CONTEXT_TAG: class_path(cls), **fn(context)}
 
         return unstructure
@@ -216,28 +423,62 @@ def _context_hooks(converter: JsonConverter) -> None:
             if not isinstance(data, Mapping):
                 raise TypeError(f"expected a mapping for {target.__name__}, got {data!r}")
             path = data.get(CONTEXT_TAG, class_path(target))
-            cls = _resolve_class(path, PipelineContext)
+            fields = {k: v for k, v in data.items() if k != CONTEXT_TAG}
+            if _MODE.get() == "plain" and path != class_path(PipelineContext):
+                known = {f.name for f in attrs.fields(PipelineContext)}
+                return structure_with(
+                    PipelineContext, {k: fields[k] for k in known & fields.keys()}
+                )
+            cls = target if path == class_path(target) else _resolve(converter.registry, path)
             if not issubclass(cls, target):
                 raise TypeError(f"stored context {path} is not a {target.__qualname__}")
-            fn = structure_fns.get(cls)
-            if fn is None:
-                fn = structure_fns[cls] = make_dict_structure_fn(cls, converter)
-            return fn({k: v for k, v in data.items() if k != CONTEXT_TAG}, cls)
+            return structure_with(cls, fields)
 
         return structure
+
+    def structure_with(cls: type, fields: Mapping[str, Any]) -> Any:
+        fn = structure_fns.get(cls)
+        if fn is None:
+            fn = structure_fns[cls] = cattrs.gen.make_dict_structure_fn(cls, converter)
+        return fn(fields, cls)
 
     converter.register_unstructure_hook_factory(_is_context_type, unstructure_factory)
     converter.register_structure_hook_factory(_is_context_type, structure_factory)
 
 
-def make_flujo_converter() -> JsonConverter:
+class FlujoConverter(JsonConverter):
+    """The JSON converter plus the registry of classes stored data may name."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            forbid_extra_keys=True,
+            unstruct_collection_overrides={AbstractSet: list, Counter: dict},
+        )
+        self.registry = TypeRegistry()
+
+
+def make_flujo_converter() -> FlujoConverter:
     """A fresh converter configured the flujo-trio way (``converter`` is the shared one)."""
-    converter = make_converter(forbid_extra_keys=True)
+    converter = FlujoConverter()
+    configure_converter(converter)
     converter.register_structure_hook(bool, _strict(bool, (bool,)))
     converter.register_structure_hook(int, _strict(int, (int,), (bool,)))
     converter.register_structure_hook(float, _strict(float, (int, float), (bool,)))
     converter.register_structure_hook(str, _strict(str, (str,)))
+    converter.register_unstructure_hook(float, _unstructure_float)
     converter.register_unstructure_hook(Decimal, str)
+    _dict_hooks(converter)
+
+    # Journal addresses: step names and loop iteration numbers.
+    def is_segment(cls: Any) -> bool:
+        return set(get_args(cls)) == {str, int} and get_origin(cls) in (Union, types.UnionType)
+
+    def structure_segment(value: Any, _: Any) -> str | int:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TypeError(f"expected a step name or an iteration number, got {value!r}")
+        return value
+
+    converter.register_structure_hook_func(is_segment, structure_segment)
 
     # Enums are stored by value (StrEnum and IntEnum too), readable in the sqlite shell.
     def is_enum(cls: Any) -> bool:
@@ -256,16 +497,6 @@ def make_flujo_converter() -> JsonConverter:
     converter.register_unstructure_hook_func(is_any, lambda v: _encode_any(converter, v))
     converter.register_structure_hook_func(is_any, lambda v, _: _decode_any(converter, v))
     _context_hooks(converter)
-    # Replay bookkeeping is rebuilt on load; the clock reading is per-process.
-    omitted = {name: override(omit=True) for name in _REPLAY_FIELDS}
-    converter.register_unstructure_hook(
-        StepRecord,
-        make_dict_unstructure_fn(StepRecord, converter, **omitted),  # type: ignore[arg-type]
-    )
-    converter.register_structure_hook(
-        StepRecord,
-        make_dict_structure_fn(StepRecord, converter, **omitted),  # type: ignore[arg-type]
-    )
     return converter
 
 
@@ -273,35 +504,65 @@ def make_flujo_converter() -> JsonConverter:
 converter = make_flujo_converter()
 
 
+def register(cls: type[T]) -> type[T]:
+    """Allow stored data to name ``cls`` (an attrs class, dataclass, pydantic model,
+    enum or context class); returns it, so it works as a class decorator.
+
+    Register the classes your steps return (and their nested types) in the module
+    that defines them, and a run stored by one process loads in any other.
+
+    .. versionadded:: 0.2
+    """
+    if not _is_value_class(cls) and not _is_context_type(cls):
+        raise SerializationError(
+            f"register() takes an attrs class, dataclass, pydantic model, enum or "
+            f"PipelineContext subclass, got {cls!r}"
+        )
+    converter.registry.add(cls)
+    return cls
+
+
 # -- errors with paths -----------------------------------------------------------------------
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
     yield path, value
+    if depth > 500:
+        return
     if attrs.has(type(value)):
-        skipped = _REPLAY_FIELDS if isinstance(value, StepRecord) else ()
         for field in attrs.fields(type(value)):
-            if field.name not in skipped:
-                yield from _walk(getattr(value, field.name), f"{path}.{field.name}")
+            yield from _walk(getattr(value, field.name), f"{path}.{field.name}", depth + 1)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for dc_field in dataclasses.fields(value):
+            yield from _walk(getattr(value, dc_field.name), f"{path}.{dc_field.name}", depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _walk(item, f"{path}[{key!r}]")
+            yield from _walk(item, f"{path}[{key!r}]", depth + 1)
     elif isinstance(value, list | tuple | set | frozenset):
         for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
+            yield from _walk(item, f"{path}[{index}]", depth + 1)
 
 
-def _is_leaf_serializable(value: Any) -> bool:
-    plain = (type(None), bool, int, float, str, list, tuple, set, frozenset, dict)
+def _storable_leaf(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    plain = (type(None), bool, int, str, list, tuple, set, frozenset, dict, bytes, uuid.UUID)
     special = (enum.Enum, dt.date, Decimal)
-    return isinstance(value, plain + special) or attrs.has(type(value))
+    cls = type(value)
+    return (
+        isinstance(value, plain + special)
+        or attrs.has(cls)
+        or dataclasses.is_dataclass(value)
+        or _is_pydantic(cls)
+    )
 
 
-def dumps_path_error(value: Any, root: str = "$") -> str | None:
-    """Where in ``value`` the first thing that cannot be serialized sits."""
+def path_of_unstorable(value: Any, root: str = "$") -> str | None:
+    """Where in ``value`` the first thing that cannot be stored sits."""
     for path, item in _walk(value, root):
-        if not _is_leaf_serializable(item):
-            return f"{path} ({type(item).__qualname__})"
+        if not _storable_leaf(item):
+            shown = repr(item) if isinstance(item, float) else type(item).__qualname__
+            return f"{path} ({shown})"
     return None
 
 
@@ -309,8 +570,10 @@ def unstructure(value: Any, as_type: Any, *, what: str) -> Any:
     """Unstructure for storage; a failure names the field path inside ``what``."""
     try:
         return converter.unstructure(value, unstructure_as=as_type)
+    except RecursionError as error:
+        raise SerializationError(f"Cannot serialize {what}: it is nested too deeply") from error
     except Exception as error:
-        where = dumps_path_error(value) or "an unknown field"
+        where = path_of_unstorable(value) or "an unknown field"
         raise SerializationError(
             f"Cannot serialize {what}: the value at {where} is not storable ({error})"
         ) from error
@@ -321,17 +584,19 @@ def _describe(error: BaseException, expected: Any) -> str:
     if isinstance(error, SerializationError):
         return str(error)
     described = format_exception(error, expected)
-    if isinstance(error, ValueError | TypeError) and str(error):
+    if isinstance(error, ValueError | TypeError | KeyError) and str(error):
         return f"{described} ({error})"
     return described
 
 
-def structure(data: Any, as_type: type[T], *, what: str) -> T:
+def structure(data: Any, as_type: type[T] | Any, *, what: str) -> T:
     """Structure stored data; a mismatch names every failing path inside ``what``."""
     try:
-        return converter.structure(data, as_type)
+        return converter.structure(data, as_type)  # type: ignore[no-any-return]
     except SerializationError as error:
         raise SerializationError(f"Cannot load {what}: {error}") from error
+    except RecursionError as error:
+        raise SerializationError(f"Cannot load {what}: it is nested too deeply") from error
     except Exception as error:
         details = (
             "; ".join(cattrs.transform_error(error, format_exception=_describe))
@@ -339,3 +604,101 @@ def structure(data: Any, as_type: type[T], *, what: str) -> T:
             else f"{type(error).__name__}: {error}"
         )
         raise SerializationError(f"Cannot load {what}: {details}") from error
+
+
+# -- JSON text ---------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a stored value: only finite numbers are")
+
+
+def dumps(data: Any, *, what: str) -> str:
+    """JSON text of unstructured data (no NaN/Infinity literals, compact)."""
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise SerializationError(f"Cannot serialize {what}: {error}") from error
+
+
+def loads(text: str | bytes, *, what: str) -> Any:
+    """Parse stored JSON text; NaN and Infinity literals are refused."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        raise SerializationError(
+            f"Cannot load {what}: its stored JSON is invalid ({error})"
+        ) from error
+
+
+# -- human answers ------------------------------------------------------------------------
+
+
+def _plain_path_error(value: Any, path: str, depth: int = 0) -> str | None:
+    if depth > 200:
+        return f"{path} is nested too deeply"
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value!r} (not a finite number)"
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _plain_path_error(item, f"{path}[{index}]", depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path} has a non-text key {key!r}"
+            found = _plain_path_error(item, f"{path}[{key!r}]", depth + 1)
+            if found:
+                return found
+        return None
+    return f"{path} is a {type(value).__qualname__} (answers are JSON values)"
+
+
+def structure_answer(value: Any, input_type: Any, *, step: str) -> Any:
+    """A person's answer, structured strictly against ``input_type``.
+
+    The answer must be plain JSON (an instance of ``input_type`` itself is checked
+    the same way, through its fields): no tags are decoded, bools are not ints,
+    non-finite floats, bytes and other objects are refused. Raises
+    :class:`HumanInputError` naming what was wrong.
+    """
+    what = f"human input for {step!r}"
+    if input_type is not None and _is_value_class(input_type) and isinstance(value, input_type):
+        try:
+            value = converter.unstructure(value, unstructure_as=input_type)
+        except Exception as error:
+            raise HumanInputError(f"Cannot use {what}: {error}") from error
+        if isinstance(value, enum.Enum):
+            value = value.value
+    problem = _plain_path_error(value, "$")
+    if problem is not None:
+        raise HumanInputError(f"Cannot use {what}: {problem}")
+    if input_type is None or input_type is Any:
+        return value
+    wants_fields = attrs.has(input_type) or dataclasses.is_dataclass(input_type)
+    if wants_fields and not isinstance(value, dict):
+        names = ", ".join(
+            f.name
+            for f in (
+                attrs.fields(input_type)
+                if attrs.has(input_type)
+                else dataclasses.fields(input_type)
+            )
+        )
+        raise HumanInputError(
+            f"Cannot use {what}: expected a JSON object with the fields of "
+            f"{input_type.__qualname__} ({names}), got {type(value).__name__} {value!r}"
+        )
+    token = _MODE.set("input")
+    try:
+        return structure(value, input_type, what=what)
+    except SerializationError as error:
+        raise HumanInputError(str(error)) from error
+    finally:
+        _MODE.reset(token)

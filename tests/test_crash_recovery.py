@@ -43,7 +43,10 @@ async def test_sigkill_mid_run_then_resume_skips_completed_steps(tmp_path):
     assert log.read_text().split() == ["one", "two"]
     state = await SqliteStore(db).load_run("run-1")
     assert state.status is RunStatus.RUNNING
-    assert [s.name for s in state.steps] == ["one"] and state.spent_tokens == 1
+    assert state.spent_tokens == 1
+    one, two = state.steps  # "two" was in flight: stored as interrupted, not as done
+    assert one.name == "one" and one.success
+    assert two.name == "two" and not two.success and two.metadata["cancelled"] is True
 
     result = await runner(db, log, hang=False).resume("run-1")
     assert result.success and result.output == "start>one>two>three"

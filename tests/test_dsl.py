@@ -98,7 +98,13 @@ def test_processors_take_a_plain_sequence_as_output_processors():
 
 
 def test_agents_may_be_objects_with_run_or_callables():
-    assert Step("a", StubAgent([1])).call.accepts == {"context", "feedback", "resources"}
+    assert Step("a", StubAgent([1])).call.accepts == {
+        "context",
+        "feedback",
+        "resources",
+        "emit",
+        "meter",
+    }
 
     async def only_context(data, context):
         return data

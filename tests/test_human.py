@@ -116,8 +116,7 @@ async def test_human_input_to_a_run_that_is_not_paused_is_refused(tmp_path):
     state_runner = Runner(Step("a", StubAgent(["x"])), store=store)
     result = await state_runner.run("in")
     state = await store.load_run(result.run_id)
-    state.status = RunStatus.CANCELLED
-    await store.save_run(state)
+    await store.save_run(attrs.evolve(state, status=RunStatus.CANCELLED))
     with pytest.raises(ResumeError, match="not paused"):
         await state_runner.resume(result.run_id, "an answer")
 

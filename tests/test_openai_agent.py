@@ -178,10 +178,17 @@ async def test_reservation_bounds_the_call_and_holds_the_budget(server, agent):
     server.replies += [Reply(body=completion("s", 20, 30)) for _ in range(3)]
     branches = {f"b{i}": Step(f"s{i}", chat, reserve=chat.reservation) for i in range(3)}
     limit = UsageLimits(total_cost_usd_limit=bound.cost_usd * 2)
-    with pytest.raises(UsageLimitExceededError) as info:
-        await Runner(ParallelStep("fan", branches), limits=limit).run("a short text")
-    assert len(server.requests) == 2  # the third call was never sent
-    assert info.value.result.total_cost_usd <= limit.total_cost_usd_limit
+    # Two reservations fit; the third waits until a settlement frees room, then runs.
+    result = await Runner(ParallelStep("fan", branches), limits=limit).run("a short text")
+    assert result.success and len(server.requests) == 3
+    assert result.governor is not None and result.governor.peak_waiting == 1
+    assert result.total_cost_usd <= limit.total_cost_usd_limit
+    # A budget no reservation can ever fit: nothing is sent at all.
+    tight = UsageLimits(total_cost_usd_limit=bound.cost_usd / 2)
+    with pytest.raises(UsageLimitExceededError, match="does not fit") as info:
+        await Runner(ParallelStep("fan", branches), limits=tight).run("a short text")
+    assert len(server.requests) == 3
+    assert info.value.result.total_cost_usd == 0
 
 
 def test_reservation_needs_max_tokens_and_client_needs_configuration(monkeypatch):

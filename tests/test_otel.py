@@ -81,7 +81,11 @@ async def test_budget_breach_and_cancellation_are_span_events(exporter, hook, au
         await trio.sleep(10)
         return AgentResult(data, Usage(1.0))
 
-    fast = Step("fast", StubAgent([AgentResult("f", Usage(2.0))]))
+    async def fast_agent(data):
+        await trio.sleep(1)  # "slow" has started by then; the breach cancels it mid-call
+        return AgentResult("f", Usage(2.0))
+
+    fast = Step("fast", fast_agent)
     step = ParallelStep("fan", {"a": fast, "b": Step("slow", slow)})
     with pytest.raises(UsageLimitExceededError):
         await Runner(step, hooks=[hook], limits=UsageLimits(total_cost_usd_limit=1)).run("x")

@@ -115,11 +115,18 @@ async def test_sqlite_rows_are_plain_json_with_enums_by_value(tmp_path):
     runner = Runner(pipeline(), store=SqliteStore(path), context_type=RichContext)
     paused = await runner.run("q")
     with sqlite3.connect(path) as db:
-        (text,) = db.execute("SELECT state FROM runs WHERE run_id = ?", (paused.run_id,)).fetchone()
-    data = json.loads(text)
-    assert data["status"] == "paused"
-    assert data["context"]["priority"] == 2 and data["context"]["profile"]["color"] == "green"
-    assert data["context"]["__type__"] == "tests.models.RichContext"
+        status, text = db.execute(
+            "SELECT status, context FROM runs WHERE run_id = ?", (paused.run_id,)
+        ).fetchone()
+        entries = [
+            json.loads(row[0])
+            for row in db.execute("SELECT entry FROM journal WHERE run_id = ?", (paused.run_id,))
+        ]
+    context = json.loads(text)
+    assert status == "paused"
+    assert context["priority"] == 2 and context["profile"]["color"] == "green"
+    assert context["__type__"] == "tests.models.RichContext"
+    assert [entry["status"] for entry in entries if "status" in entry][-1] == "paused"
 
 
 async def test_unserializable_value_fails_the_run_and_keeps_the_last_checkpoint(tmp_path):
@@ -129,10 +136,12 @@ async def test_unserializable_value_fails_the_run_and_keeps_the_last_checkpoint(
         return object()
 
     runner = Runner(Step("good", StubAgent(["fine"])) >> Step("bad", bad), store=store)
-    with pytest.raises(SerializationError, match=r"run 'r1'.*\$\.steps\[1\]\.output \(object\)"):
+    with pytest.raises(SerializationError, match=r"run 'r1'.*'bad'.*\$\.output \(object\)"):
         await runner.run("x", run_id="r1")
     state = await store.load_run("r1")
-    assert state.status is RunStatus.FAILED and [s.name for s in state.steps] == ["good"]
+    good, bad = state.steps  # the bad output itself is not kept
+    assert state.status is RunStatus.FAILED and good.success and good.output == "fine"
+    assert bad.name == "bad" and not bad.success and bad.output is None
     with pytest.raises(ResumeError, match="failed"):
         await runner.resume("r1")
 
@@ -145,14 +154,14 @@ async def test_corrupted_row_is_a_clear_error_and_other_runs_still_load(tmp_path
     await runner.run("x", run_id="bad")
     await runner.run("x", run_id="garbage")
     with sqlite3.connect(path) as db:
-        (text,) = db.execute("SELECT state FROM runs WHERE run_id = 'bad'").fetchone()
+        (text,) = db.execute("SELECT context FROM runs WHERE run_id = 'bad'").fetchone()
         data = json.loads(text)
-        data["context"]["color"] = "ultraviolet"
-        db.execute("UPDATE runs SET state = ? WHERE run_id = 'bad'", (json.dumps(data),))
-        db.execute("UPDATE runs SET state = '{not json' WHERE run_id = 'garbage'")
-    with pytest.raises(SerializationError, match=r"run 'bad'.*\$\.context\.color"):
+        data["color"] = "ultraviolet"
+        db.execute("UPDATE runs SET context = ? WHERE run_id = 'bad'", (json.dumps(data),))
+        db.execute("UPDATE runs SET context = '{not json' WHERE run_id = 'garbage'")
+    with pytest.raises(SerializationError, match=r"context of run 'bad'.*\$\.color"):
         await store.load_run("bad")
-    with pytest.raises(SerializationError, match=r"run 'garbage'.*not valid JSON"):
+    with pytest.raises(SerializationError, match=r"run 'garbage'.*JSON is invalid"):
         await store.load_run("garbage")
     assert (await store.load_run("good")).status is RunStatus.PAUSED
     assert len(await store.list_runs()) == 3
@@ -237,7 +246,7 @@ async def test_sqlite_cache_ttl_and_bounds(tmp_path):
         SqliteCache(tmp_path / "c.db", ttl_s=0)
 
 
-async def test_memory_store_keeps_values_that_cannot_be_copied():
+async def test_memory_store_copies_are_real_or_the_run_fails_naming_the_value():
     import threading
 
     async def keep_lock(data, context):
@@ -245,9 +254,10 @@ async def test_memory_store_keeps_values_that_cannot_be_copied():
         return data
 
     runner = Runner(Step("a", keep_lock) >> HumanStep("h"), context_type=RichContext)
-    paused = await runner.run("x")
-    assert paused.status is RunStatus.PAUSED
-    assert (await runner.resume(paused, "ok")).success
+    with pytest.raises(SerializationError, match=r"context field 'anything'.*_thread\.lock"):
+        await runner.run("x", run_id="locked")
+    state = await runner.store.load_run("locked")
+    assert state.status is RunStatus.FAILED
 
 
 async def test_resume_after_a_budget_stop_does_not_pay_for_the_breaching_call_again():

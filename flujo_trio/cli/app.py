@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, NoReturn
 
+import attrs
 import click
 import trio
 from rich.console import Console
@@ -76,16 +77,8 @@ def build_runner(target: str, db: str, limits: UsageLimits | None) -> Runner:
     loaded = load_target(target)
     store = SqliteStore(db)
     if isinstance(loaded, Runner):
-        return Runner(
-            loaded.pipeline,
-            limits=limits if limits is not None else loaded.limits,
-            context_type=loaded.context_type,
-            store=store,
-            hooks=loaded.hooks,
-            name=loaded.name,
-            resources=loaded.resources,
-            origin=target,
-        )
+        merged = loaded.limits.merged(limits) if limits is not None else loaded.limits
+        return attrs.evolve(loaded, limits=merged, store=store, origin=target)
     return Runner(loaded, limits=limits, store=store, origin=target)
 
 
@@ -253,11 +246,12 @@ def resume_command(run_id: str, input_text: str | None, db: str, as_json: bool) 
         fail(f"run {run_id!r} was not started from the CLI; resume it from Python")
     try:
         runner = build_runner(summary.origin, db, None)
-        state = trio.run(runner.store.load_run, run_id)
+        with runner.plan.allowing():
+            state = trio.run(runner.store.load_run, run_id)
     except _INPUT_ERRORS as error:
         fail(str(error))
     assert state is not None
-    runner.limits = state.limits
+    runner = attrs.evolve(runner, limits=state.limits)
     answer = parse_answer(input_text) if input_text is not None else None
 
     def open_stream() -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
@@ -341,7 +335,7 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
         fail(f"no run {run_id!r} in {db}")
     result = PipelineResult(
         run_id=state.run_id,
-        step_history=[record.to_result() for record in state.steps],
+        step_history=state.steps,
         total_cost_usd=state.total_cost_usd,
         total_tokens=state.spent_tokens,
         final_context=state.context,

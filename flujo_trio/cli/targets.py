@@ -8,8 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..dsl.base import StepBase
-from ..dsl.pipeline import Pipeline
+from ..dsl.pipeline import Pipeline, StepBase
 from ..runtime.runner import Runner
 
 

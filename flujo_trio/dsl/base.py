@@ -1,29 +1,11 @@
-"""What every step kind shares: a name, and ``>>`` to build pipelines."""
+"""Checks every step declaration shares, so a bad declaration fails before any spend."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
-
-
-class StepBase:
-    """Mixin for the frozen attrs step classes; carries no state of its own."""
-
-    __slots__ = ()
-    name: str
-
-    def __rshift__(self, other: StepBase | Pipeline) -> Pipeline:
-        from .pipeline import Pipeline
-
-        return Pipeline((self,)) >> other
-
-    def nested(self) -> tuple[StepBase, ...]:
-        """Steps declared inside this one (for validation and tree walks)."""
-        return ()
+from ..usage import UsageLimits
 
 
 def check_name(owner: str, name: object) -> None:
@@ -34,3 +16,17 @@ def check_name(owner: str, name: object) -> None:
 def check_callable(owner: str, what: str, value: Any) -> None:
     if not callable(value):
         raise ConfigurationError(f"{owner}: {what} must be callable, got {value!r}")
+
+
+def check_limits(_: object, attribute: Any, value: Any) -> None:
+    """``limits=`` (and ``item_limits=``): a :class:`UsageLimits` or None."""
+    if value is not None and not isinstance(value, UsageLimits):
+        raise ConfigurationError(f"{attribute.name} must be a UsageLimits or None, got {value!r}")
+
+
+def check_executor(_: object, attribute: Any, value: Any) -> None:
+    """``executor=``: None (run here) or an object that runs bodies elsewhere."""
+    if value is not None and not callable(getattr(value, "open", None)):
+        raise ConfigurationError(
+            f"{attribute.name} must be None or an executor such as RayExecutor(), got {value!r}"
+        )

@@ -8,8 +8,9 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase, check_callable, check_name
-from .pipeline import Pipeline, as_pipeline
+from ..usage import UsageLimits
+from .base import check_callable, check_limits, check_name
+from .pipeline import Pipeline, StepBase, as_pipeline
 
 
 def _as_branches(value: Mapping[Hashable, Any]) -> dict[Hashable, Pipeline]:
@@ -40,6 +41,8 @@ class ConditionalStep(StepBase):
     default: Pipeline | None = attrs.field(default=None, kw_only=True, converter=_optional_body)
     input_mapper: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
     output_mapper: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """A budget for the branch that runs (see scoped budgets)."""
 
     def __attrs_post_init__(self) -> None:
         check_name("ConditionalStep", self.name)

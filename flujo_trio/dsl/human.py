@@ -7,7 +7,9 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase, check_name
+from ..usage import UsageLimits
+from .base import check_limits, check_name
+from .pipeline import StepBase
 
 
 def _check_message(_: object, __: object, value: Any) -> None:
@@ -28,6 +30,8 @@ class HumanStep(StepBase):
     name: str
     message: str | None = attrs.field(default=None, kw_only=True, validator=_check_message)
     input_type: Any = attrs.field(default=None, kw_only=True)
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """Accepted for symmetry with every step kind; a human step spends nothing."""
 
     def __attrs_post_init__(self) -> None:
         check_name("HumanStep", self.name)

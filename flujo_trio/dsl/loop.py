@@ -8,8 +8,9 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase, check_callable, check_name
-from .pipeline import Pipeline, as_pipeline
+from ..usage import UsageLimits
+from .base import check_callable, check_limits, check_name
+from .pipeline import Pipeline, StepBase, as_pipeline
 
 
 def _check_max_loops(_: object, __: object, value: int) -> None:
@@ -39,6 +40,8 @@ class LoopStep(StepBase):
         default=None, kw_only=True
     )
     output_mapper: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """A budget for all iterations together (see scoped budgets)."""
 
     def __attrs_post_init__(self) -> None:
         check_name("LoopStep", self.name)

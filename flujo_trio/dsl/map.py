@@ -8,9 +8,10 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase, check_name
+from ..usage import UsageLimits
+from .base import check_executor, check_limits, check_name
 from .parallel import check_concurrency
-from .pipeline import Pipeline, as_pipeline
+from .pipeline import Pipeline, StepBase, as_pipeline
 
 
 def _is_collection(value: Any) -> bool:
@@ -36,6 +37,14 @@ class MapStep(StepBase):
     max_concurrency: int | None = attrs.field(
         default=None, kw_only=True, validator=check_concurrency
     )
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """A budget for all items together (see scoped budgets)."""
+    item_limits: UsageLimits | None = attrs.field(
+        default=None, kw_only=True, validator=check_limits
+    )
+    """A budget for each item on its own."""
+    executor: Any = attrs.field(default=None, kw_only=True, validator=check_executor)
+    """Where item bodies run: None (here) or e.g. ``RayExecutor()``."""
 
     def __attrs_post_init__(self) -> None:
         check_name("MapStep", self.name)

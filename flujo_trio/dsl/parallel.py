@@ -9,8 +9,9 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase, check_name
-from .pipeline import Pipeline, as_pipeline
+from ..usage import UsageLimits
+from .base import check_executor, check_limits, check_name
+from .pipeline import Pipeline, StepBase, as_pipeline
 
 
 class MergeStrategy(enum.Enum):
@@ -78,6 +79,10 @@ class ParallelStep(StepBase):
     max_concurrency: int | None = attrs.field(
         default=None, kw_only=True, validator=check_concurrency
     )
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """A budget for all branches together (see scoped budgets)."""
+    executor: Any = attrs.field(default=None, kw_only=True, validator=check_executor)
+    """Where branch bodies run: None (here) or e.g. ``RayExecutor()``."""
 
     def __attrs_post_init__(self) -> None:
         check_name("ParallelStep", self.name)

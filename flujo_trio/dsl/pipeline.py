@@ -1,4 +1,8 @@
-"""An ordered sequence of steps: the unit a Runner runs and a loop or branch repeats."""
+"""Steps and the ordered sequence they compose into with ``>>``.
+
+:class:`StepBase` and :class:`Pipeline` live together because ``step >> step`` makes
+a pipeline and a pipeline is made of steps: one concept, no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,20 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
-from .base import StepBase
+
+
+class StepBase:
+    """Mixin for the frozen attrs step classes; carries no state of its own."""
+
+    __slots__ = ()
+    name: str
+
+    def __rshift__(self, other: StepBase | Pipeline) -> Pipeline:
+        return Pipeline((self,)) >> other
+
+    def nested(self) -> tuple[StepBase, ...]:
+        """Steps declared inside this one (for validation and tree walks)."""
+        return ()
 
 
 def _as_steps(value: Iterable[Any]) -> tuple[StepBase, ...]:

@@ -7,12 +7,14 @@ from typing import Any, Literal
 
 import attrs
 
+from ..backoff import Backoff
 from ..cache import StepCache
 from ..callables import AgentCall
 from ..checks import Plugin, Processors, Validator
 from ..errors import ConfigurationError
-from ..usage import Usage
-from .base import StepBase, check_callable, check_name
+from ..usage import Usage, UsageLimits
+from .base import check_callable, check_limits, check_name
+from .pipeline import StepBase
 
 ValidationMode = Literal["fail", "drop", "warn"]
 #: A reservation: a fixed upper bound, or ``fn(data) -> Usage`` computed per call.
@@ -54,6 +56,21 @@ def _check_cache(_: object, __: object, value: Any) -> None:
         )
 
 
+def _check_backoff(_: object, __: object, value: Any) -> None:
+    if value is not None and not isinstance(value, Backoff):
+        raise ConfigurationError(f"backoff must be a Backoff or None, got {value!r}")
+
+
+def _touches_context(step: Step) -> bool:
+    checks = step.validators or step.plugins or step.processors.input or step.processors.output
+    fallback = step.fallback
+    return (
+        "context" in step.call.accepts
+        or bool(checks)
+        or (isinstance(fallback, Step) and fallback.touches_context)
+    )
+
+
 def _agent_call(step: Step) -> AgentCall:
     call = AgentCall.of(step.agent)
     if call is None:
@@ -81,12 +98,24 @@ class Step(StepBase):
     )
     reserve: Reserve | None = attrs.field(default=None, kw_only=True, validator=_check_reserve)
     cache: StepCache | None = attrs.field(default=None, kw_only=True, validator=_check_cache)
+    limits: UsageLimits | None = attrs.field(default=None, kw_only=True, validator=check_limits)
+    """A budget for this step's attempts (the fallback runs under its own ``limits``)."""
+    backoff: Backoff | None = attrs.field(default=None, kw_only=True, validator=_check_backoff)
+    """Waits between attempts; None: the agent's ``default_backoff`` (adapters have
+    one), else no wait. ``Backoff.off()`` never waits."""
     call: AgentCall = attrs.field(
         init=False,
         eq=False,
         repr=False,
         default=attrs.Factory(_agent_call, takes_self=True),
     )
+    touches_context: bool = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(lambda step: _touches_context(step), takes_self=True),
+    )
+    """Whether anything this step runs receives the context (so its changes are recorded)."""
 
     def __attrs_post_init__(self) -> None:
         check_name("Step", self.name)
@@ -118,6 +147,14 @@ class Step(StepBase):
             seen_ids.add(id(current))
             seen_names.append(current.name)
             current = current.fallback
+
+    @property
+    def retry_backoff(self) -> Backoff | None:
+        """The backoff that applies: the step's own, else the agent's default."""
+        if self.backoff is not None:
+            return self.backoff
+        default = getattr(self.agent, "default_backoff", None)
+        return default if isinstance(default, Backoff) else None
 
     def reservation_for(self, data: Any) -> Usage | None:
         """The usage to reserve before calling the agent with ``data``."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .base import StepBase
-from .pipeline import Pipeline
+from .pipeline import Pipeline, StepBase
 from .step import Step
 
 

@@ -1,63 +1,110 @@
-"""The agent-step actor: admission, attempts, checks, fallback, cache.
+"""The agent-step actor: admission, attempts, checks, fallback, cache, journal.
 
 Only the agent's own failures (an exception, a ``timeout_s`` expiry) are retried;
 a processor, plugin or validator failure never calls the agent again. Usage of
 every attempt, failed and cancelled ones included, goes to the governor and to the
-step's record, so totals stay honest whatever stops the step.
+step's record, so totals stay honest whatever stops the step. Each call is
+journaled: its start (with the reservation it holds, before it runs, for a durable
+store) and its end; a resumed run takes finished calls from the journal instead of
+paying for them again.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-import attrs
 import trio
 
+from ..agent_api import Emitter, UsageMeter
 from ..cache import CachedOutput
 from ..dsl.step import Step
 from ..errors import ConfigurationError
-from ..usage import Usage, format_money, money, usage_of_error, usage_of_output
+from ..state.journal import CallKey, CallRecord, CallStatus
+from ..usage import UnusableUsage, Usage, format_money, money, usage_of_error, usage_of_output
 from .checks import CheckFailed, apply_plugins, apply_processors, run_validators
+from .delta import changes_since, snapshot
 from .frame import Frame
+from .governor import CallGate, Denial, Grant
+from .ledger import BudgetScope
 from .record import StepRecord
 
+NO_USAGE = Usage()
+#: How long the step whose spend breached the budget may take to report that spend.
+EVENT_SHIELD_S = 5.0
 
-@attrs.frozen
+
 class Outcome:
-    output: Any
-    failure: str | None = None
-    metadata: dict[str, Any] = attrs.field(factory=dict)
-    warning: str | None = None
-    """Feedback of a step that still succeeded (``validation="warn"``)."""
+    __slots__ = ("failure", "metadata", "output", "warning")
+
+    def __init__(
+        self,
+        output: Any,
+        failure: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        warning: str | None = None,
+    ) -> None:
+        self.output = output
+        self.failure = failure
+        self.metadata = metadata or {}
+        self.warning = warning
+        """Feedback of a step that still succeeded (``validation="warn"``)."""
+
+
+class Calls:
+    """The numbering of one leaf step's agent calls (fallbacks included), and what
+    the journal of an earlier execution holds of them."""
+
+    __slots__ = ("number", "prior")
+
+    def __init__(self, prior: dict[CallKey, CallRecord]) -> None:
+        self.number = 0
+        self.prior = prior
+
+    def next(self) -> tuple[int, CallRecord | None]:
+        self.number += 1
+        return self.number, self.prior.get((self.number, 0)) if self.prior else None
 
 
 async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord) -> None:
-    cache_key = step.cache.make_key(step.name, data) if step.cache is not None else None
-    if step.cache is not None and cache_key is not None:
-        hit = await step.cache.get(cache_key)
+    run = frame.run
+    before = snapshot(frame.context) if step.touches_context else None
+    cache, cache_key = step.cache, None
+    if cache is not None:
+        cache_key = cache.make_key(step.name, data)
+        hit = await cache.get(cache_key) if cache_key is not None else None
         if hit is not None:
             record.metadata.update(cache_hit=True, cached_usage=hit.usage)
             record.finish(True, hit.output)
+            _save(frame, record, before)
             return
-    usage_before = record.total()
-    outcome = await _with_fallback(step, data, frame, record)
-    record.metadata.update(outcome.metadata)
-    if step.cache is not None:
+    replay = run.replay
+    calls = Calls(replay.calls_at(frame.address) if replay is not None else {})
+    cost_before, tokens_before = record.cost, record.tokens
+    outcome = await _with_fallback(step, data, frame, record, calls)
+    if outcome.metadata:
+        record.metadata.update(outcome.metadata)
+    if cache is not None:
         record.metadata["cache_hit"] = False
         if outcome.failure is None and cache_key is not None:
-            cost, tokens = record.total()
-            spent = Usage(float(cost - usage_before[0]), tokens - usage_before[1])
-            await step.cache.put(cache_key, CachedOutput(outcome.output, spent))
+            spent = Usage(float(record.cost - cost_before), record.tokens - tokens_before)
+            await cache.put(cache_key, CachedOutput(outcome.output, spent))
     # A "warn" validation keeps success but still explains itself in the feedback.
     record.finish(outcome.failure is None, outcome.output, outcome.failure or outcome.warning)
+    _save(frame, record, before)
 
 
-async def _with_fallback(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
-    outcome = await _run_primary(step, data, frame, record)
-    if outcome.failure is None or step.fallback is None or frame.control.denied:
+def _save(frame: Frame, record: StepRecord, before: dict[str, Any] | None) -> None:
+    changes = changes_since(before, frame.context) if before is not None else None
+    frame.run.journal.record(record.saved(changes))
+
+
+async def _with_fallback(
+    step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls
+) -> Outcome:
+    outcome = await _run_primary(step, data, frame, record, calls)
+    if outcome.failure is None or step.fallback is None or frame.run.control.denied:
         return outcome
-    fallback = await _with_fallback(step.fallback, data, frame, record)
+    fallback = await _with_fallback(step.fallback, data, frame, record, calls)
     metadata = {**fallback.metadata, "fallback_triggered": True, "original_error": outcome.failure}
     if fallback.failure is None:
         return Outcome(fallback.output, None, metadata, warning=fallback.warning)
@@ -65,25 +112,30 @@ async def _with_fallback(step: Step, data: Any, frame: Frame, record: StepRecord
     return Outcome(fallback.output, failure, metadata)
 
 
-async def _run_primary(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
+async def _run_primary(
+    step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls
+) -> Outcome:
     context = frame.context
-    try:
-        data = await apply_processors(step.processors.input, data, context)
-    except CheckFailed as error:
-        return Outcome(None, str(error))
-    called = await _call_with_retries(step, data, frame, record)
+    if step.processors.input:
+        try:
+            data = await apply_processors(step.processors.input, data, context)
+        except CheckFailed as error:
+            return Outcome(None, str(error))
+    called = await _attempts(step, data, frame, record, calls)
     if called.failure is not None:
         return called
     output = called.output
     try:
-        output = await apply_processors(step.processors.output, output, context)
-        output = await apply_plugins(step, output, context)
+        if step.processors.output:
+            output = await apply_processors(step.processors.output, output, context)
+        if step.plugins:
+            output = await apply_plugins(step, output, context)
     except CheckFailed as error:
         return Outcome(output, str(error), called.metadata)
+    if not step.validators:
+        return Outcome(output, None, called.metadata)
     verdict = await run_validators(step, output, context)
-    metadata = dict(called.metadata)
-    if step.validators:
-        metadata["validation_passed"] = verdict.passed
+    metadata = {**called.metadata, "validation_passed": verdict.passed}
     if verdict.passed:
         return Outcome(output, None, metadata)
     if step.validation == "warn":
@@ -91,57 +143,280 @@ async def _run_primary(step: Step, data: Any, frame: Frame, record: StepRecord) 
     return Outcome(None if step.validation == "drop" else output, verdict.feedback, metadata)
 
 
-async def _call_with_retries(step: Step, data: Any, frame: Frame, record: StepRecord) -> Outcome:
+async def _attempts(
+    step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls
+) -> Outcome:
+    """The step's attempts, under the step's own budget when it has ``limits=``: a
+    breach or denial of that budget fails this step only (its fallback may still run,
+    under its own limits)."""
+    if step.limits is None:
+        return await _call_with_retries(step, data, frame, record, calls, frame.scope)
+    governor = frame.run.governor
+    outcome: Outcome | None = None
+    with trio.CancelScope() as cancel_scope:
+        scope = governor.open_scope(step.name, step.limits, frame.scope, cancel_scope)
+        outcome = await _call_with_retries(step, data, frame, record, calls, scope)
+    if scope.stop is None and outcome is not None:
+        return outcome
+    message = scope.stop_message or "usage limit reached"
+    metadata = {**(outcome.metadata if outcome is not None else {}), "limit_scope": step.name}
+    if outcome is not None and outcome.failure is not None:
+        return Outcome(outcome.output, outcome.failure, metadata)
+    return Outcome(record.output, message, metadata)
+
+
+def _interrupted_usage(meter: UsageMeter | None, reserve: Usage) -> tuple[Usage, bool]:
+    """What an interrupted call is charged: what it reported, else its reservation."""
+    if meter is not None and meter.reported:
+        return meter.used + meter.extra, False
+    return reserve if meter is None else reserve + meter.extra, True
+
+
+def _own(usage: Usage, meter: UsageMeter | None) -> Usage:
+    """The part of a call's usage its own grant settles (further requests settled theirs)."""
+    if meter is None or meter.extra == NO_USAGE:
+        return usage
+    extra = meter.extra
+    cost = max(money(usage.cost_usd) - money(extra.cost_usd), money(0))
+    return Usage(float(cost), max(usage.tokens - extra.tokens, 0))
+
+
+async def _call_with_retries(
+    step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls, scope: BudgetScope
+) -> Outcome:
+    run = frame.run
+    governor, journal = run.governor, run.journal
     errors: list[str] = []
-    paid, output = record.take_completed_call()
-    if paid:  # resumed after a stop that came between the call and its checks
-        return Outcome(output)
-    for _ in range(step.max_retries + 1):
+    while True:
+        number, prior = calls.next()
+        if prior is not None:
+            replayed = _replay_call(prior, frame, record, scope, errors)
+            if replayed is not None:
+                return replayed
+            if errors and (not prior.retryable or len(errors) > step.max_retries):
+                break
+            continue
         try:
-            reserve = step.reservation_for(data) or Usage()
+            reserve = step.reservation_for(data) or NO_USAGE
         except ConfigurationError as error:
             return Outcome(None, str(error))
         except Exception as error:
             return Outcome(None, f"Step {step.name!r}: reserve callable raised {error!r}")
-        reservation = await frame.governor.reserve(reserve)
-        if isinstance(reservation, str):
-            # Admissions are closed: this call never starts. The step fails without
-            # cancelling anyone, so calls already admitted finish and are not wasted.
-            frame.control.deny(reservation)
-            return Outcome(None, f"Not started: {reservation}", {"reservation_denied": True})
+        admitted = await governor.reserve(scope, reserve)
+        if isinstance(admitted, Denial):
+            # The call never starts. The step fails without cancelling anyone, so calls
+            # already admitted finish and are not wasted.
+            if admitted.run_level:
+                run.control.deny(admitted.message)
+                record.denied = True
+            return Outcome(None, f"Not started: {admitted.message}", {"reservation_denied": True})
+        grant = admitted
+        if journal.durable:
+            try:
+                journal.record(_call_record(frame, number, CallStatus.STARTED, reserved=reserve))
+                await journal.sync()
+            except BaseException:
+                governor.settle(grant, NO_USAGE)  # it never started
+                raise
         record.attempts += 1
-        offered = {"context": frame.context, "feedback": list(errors), "resources": frame.resources}
-        error_message: str | None = None
-        retryable = True
-        output = None
-        try:
-            with trio.fail_after(step.timeout_s) if step.timeout_s else contextlib.nullcontext():
-                raw = await step.call(data, offered)
-            output, usage = usage_of_output(raw)
-        except trio.TooSlowError:
-            usage = reservation.usage
-            error_message = f"Agent timed out after {format_money(money(step.timeout_s or 0))}s"
-        except trio.Cancelled:
-            # Usage of an interrupted call is unknown: it is charged its reservation.
-            record.charge(reservation.usage)
-            record.metadata["cancelled"] = True
-            frame.governor.abandon(reservation)
-            raise
-        except Exception as error:
-            usage = usage_of_error(error)
-            error_message = str(error) or type(error).__name__
-            retryable = getattr(error, "retryable", True) is not False
-        else:
-            record.output = output
-            record.completed_call(output)
-        record.charge(usage)
-        if step.reserve is not None and reservation.exceeded_by(usage):
-            record.metadata["reservation_exceeded"] = True
-        total = await frame.governor.settle(reservation, usage)
-        await frame.events.usage(total)
-        if error_message is None:
-            return Outcome(output)
-        errors.append(error_message)
-        if not retryable:  # the agent says another attempt cannot help
+        failure = await _one_call(step, data, frame, record, scope, grant, reserve, number, errors)
+        if failure is None:
+            return Outcome(record.output)
+        message, retryable, retry_after = failure
+        errors.append(message)
+        if not retryable or len(errors) > step.max_retries:
             break
+        backoff = step.retry_backoff
+        delay = (
+            backoff.delay(len(errors), retry_after=retry_after)
+            if backoff is not None
+            else (retry_after or 0.0)
+        )
+        if delay > 0:
+            await trio.sleep(delay)
     return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}")
+
+
+async def _one_call(
+    step: Step,
+    data: Any,
+    frame: Frame,
+    record: StepRecord,
+    scope: BudgetScope,
+    grant: Grant,
+    reserve: Usage,
+    number: int,
+    errors: list[str],
+) -> tuple[str, bool, float | None] | None:
+    """One agent call; None when it succeeded, else (why, retryable, retry_after)."""
+    run = frame.run
+    governor, journal, bus = run.governor, run.journal, run.bus
+    accepts = step.call.accepts
+    offered: dict[str, Any] = {
+        "context": frame.context,
+        "feedback": list(errors),
+        "resources": run.resources,
+    }
+    meter: UsageMeter | None = None
+    if "meter" in accepts:
+        meter = offered["meter"] = UsageMeter(_RequestGate(governor, scope, frame, record, number))
+    if "emit" in accepts:
+        offered["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
+    error_message: str | None = None
+    retryable, retry_after, estimated = True, None, False
+    output: Any = None
+    try:
+        if step.timeout_s is not None:
+            with trio.fail_after(step.timeout_s):
+                raw = await step.call(data, offered)
+        else:
+            raw = await step.call(data, offered)
+        output, usage = usage_of_output(raw)
+    except trio.TooSlowError:
+        usage, estimated = _interrupted_usage(meter, reserve)
+        error_message = f"Agent timed out after {format_money(money(step.timeout_s or 0))}s"
+    except trio.Cancelled:
+        usage, estimated = _interrupted_usage(meter, reserve)
+        governor.settle(grant, _own(usage, meter), estimated=estimated)
+        record.charge(_own(usage, meter))
+        if estimated:
+            record.metadata["usage_estimated"] = True
+        journal.record(
+            _call_record(frame, number, CallStatus.INTERRUPTED, usage=usage, estimated=estimated)
+        )
+        raise
+    except UnusableUsage as error:
+        usage, estimated = reserve, True
+        error_message, retryable = f"Agent reported unusable usage: {error}", False
+    except Exception as error:
+        usage = usage_of_error(error)
+        error_message = str(error) or type(error).__name__
+        retryable = getattr(error, "retryable", True) is not False
+        after = getattr(error, "retry_after", None)
+        retry_after = float(after) if isinstance(after, int | float) else None
+    own = _own(usage, meter)
+    stop_before = governor.root.stop
+    governor.settle(grant, own, estimated=estimated)
+    record.charge(own)
+    if estimated:
+        record.metadata["usage_estimated"] = True
+    if step.reserve is not None and grant.exceeded_by(own):
+        record.metadata["reservation_exceeded"] = True
+    if error_message is None:
+        record.output = output
+        journal.record(
+            _call_record(frame, number, CallStatus.SUCCEEDED, usage=usage, output=output)
+        )
+    else:
+        journal.record(
+            _call_record(
+                frame,
+                number,
+                CallStatus.FAILED,
+                usage=usage,
+                error=error_message,
+                retryable=retryable,
+                estimated=estimated,
+            )
+        )
+    if bus.active:
+        total, statistics = governor.spent, governor.statistics()
+        if governor.root.stop is not stop_before:
+            # This call's spend stopped the run: its usage event is still delivered.
+            with trio.move_on_after(EVENT_SHIELD_S) as shielded:
+                shielded.shield = True
+                await bus.usage(total, statistics)
+        else:
+            await bus.usage(total, statistics)
+    return None if error_message is None else (error_message, retryable, retry_after)
+
+
+def _call_record(frame: Frame, number: int, status: CallStatus, **fields: Any) -> CallRecord:
+    return CallRecord(frame.address, frame.position, number, status, **fields)
+
+
+def _replay_call(
+    prior: CallRecord, frame: Frame, record: StepRecord, scope: BudgetScope, errors: list[str]
+) -> Outcome | None:
+    """A call an earlier execution made: counted and charged to the step and its scopes
+    (the run's total holds it already), never made again. Returns the outcome of a
+    call that succeeded; None to go on (a failed call's error becomes feedback; an
+    interrupted one does not use up a retry)."""
+    record.attempts += 1
+    usage = prior.usage if prior.usage is not None else (prior.reserved or NO_USAGE)
+    record.charge(usage)
+    governor = frame.run.governor
+    if scope.parent is not None:
+        governor.charge(scope, usage, include_run=False)
+        governor.count_replayed_request(scope)
+    if prior.estimated or prior.status is CallStatus.STARTED:
+        record.metadata["usage_estimated"] = True
+    if prior.status is CallStatus.SUCCEEDED:
+        record.output = prior.output
+        return Outcome(prior.output)
+    if prior.status is CallStatus.FAILED:
+        errors.append(prior.error or "the agent failed")
+    return None
+
+
+class _RequestGate(CallGate):
+    """Further model requests of one call: admitted in the call's scope, journaled
+    before they start (durable stores), and charged to the step."""
+
+    __slots__ = ("frame", "number", "record", "requests")
+
+    def __init__(
+        self, governor: Any, scope: BudgetScope, frame: Frame, record: StepRecord, number: int
+    ) -> None:
+        super().__init__(governor, scope, None)
+        self.frame, self.record, self.number = frame, record, number
+        self.requests = 0
+
+    async def admit(self, reserve: Usage) -> object:
+        grant = await super().admit(reserve)
+        self.requests += 1
+        journal = self.frame.run.journal
+        if journal.durable:
+            journal.record(
+                CallRecord(
+                    self.frame.address,
+                    self.frame.position,
+                    self.number,
+                    CallStatus.STARTED,
+                    reserved=reserve,
+                    request=self.requests,
+                )
+            )
+            try:
+                await journal.sync()
+            except BaseException:
+                assert isinstance(grant, Grant)
+                self.governor.settle(grant, NO_USAGE)
+                raise
+        return _Numbered(grant, self.requests)
+
+    def settle(self, grant: object, actual: Usage, *, estimated: bool) -> None:
+        assert isinstance(grant, _Numbered)
+        assert isinstance(grant.grant, Grant)
+        self.governor.settle(grant.grant, actual, estimated=estimated)
+        self.record.charge(actual)
+        if estimated:
+            self.record.metadata["usage_estimated"] = True
+        self.frame.run.journal.record(
+            CallRecord(
+                self.frame.address,
+                self.frame.position,
+                self.number,
+                CallStatus.INTERRUPTED if estimated else CallStatus.SUCCEEDED,
+                usage=actual,
+                estimated=estimated,
+                request=grant.request,
+            )
+        )
+
+
+class _Numbered:
+    __slots__ = ("grant", "request")
+
+    def __init__(self, grant: object, request: int) -> None:
+        self.grant, self.request = grant, request

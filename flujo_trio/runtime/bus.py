@@ -12,8 +12,9 @@ import trio
 from ..callables import call_maybe_async
 from ..errors import AbortRun
 from ..events import Event, StepFinished, StepStarted, UsageUpdated
+from ..governance import GovernorStatistics
 from ..usage import Usage, UsageLimits
-from .control import RunControl
+from .control import Halt, RunControl
 from .record import StepRecord
 
 logger = logging.getLogger("flujo_trio")
@@ -48,7 +49,7 @@ class EventBus:
             try:
                 await call_maybe_async(hook, event)
             except AbortRun as abort:
-                self.control.abort(f"Aborted by hook {hook_name(hook)}: {abort}")
+                self.control.stop(Halt.ABORTED, f"Aborted by hook {hook_name(hook)}: {abort}")
             except Exception:
                 logger.exception(
                     "flujo-trio hook %s raised on %s; the run goes on",
@@ -69,8 +70,11 @@ class EventBus:
 
     async def step_finished(self, path: tuple[str, ...], record: StepRecord) -> None:
         if self.active:
-            await self.emit(StepFinished(path, record.to_result(), run_id=self.run_id))
+            result = record.to_result()
+            await self.emit(StepFinished(path, result, run_id=self.run_id, reused=record.reused))
 
-    async def usage(self, total: Usage) -> None:
+    async def usage(self, total: Usage, statistics: GovernorStatistics) -> None:
         if self.active:
-            await self.emit(UsageUpdated(total, self.limits, run_id=self.run_id))
+            await self.emit(
+                UsageUpdated(total, self.limits, run_id=self.run_id, governor=statistics)
+            )

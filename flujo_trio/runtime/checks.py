@@ -10,9 +10,10 @@ import attrs
 from ..callables import call_maybe_async
 from ..checks import PluginOutcome, Processor, ValidationResult
 from ..dsl.step import Step
+from ..errors import FlujoTrioError
 
 
-class CheckFailed(Exception):
+class CheckFailed(FlujoTrioError):
     """A processor or plugin failed; the message is the step's feedback."""
 
 

@@ -1,51 +1,47 @@
-"""Run-wide requests that are not budget breaches: stopping on purpose, human answers."""
+"""Why a run stops when its budget is not the reason: a conflict, a hook, a failure.
+
+Shared by a run's actors. Each way to stop cancels the run's governed scope with a
+reason and is recorded here, so the runner can say how the run ended and raise the
+right error with the partial result.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
 
-import attrs
 import trio
 
-from ..errors import MergeConflictError
-from .record import StepRecord
+from ..errors import FlujoTrioError
 
 
-@attrs.frozen
-class Answer:
-    value: Any
+class Halt(enum.Enum):
+    MERGE_CONFLICT = "merge_conflict"
+    """A parallel step with ``ERROR_ON_CONFLICT`` found a conflict."""
+    ABORTED = "aborted"
+    """A hook raised ``AbortRun``."""
+    FATAL = "fatal"
+    """The run cannot go on: its state cannot be stored, or it lost its ownership."""
 
 
-@attrs.define(eq=False)
 class RunControl:
-    """Shared by a run's actors.
+    """Requests to stop the run on purpose, and the first reason given."""
 
-    ``halt`` ends the whole run on purpose: it cancels the governed scope with a
-    reason, and the runner raises the recorded error with the partial result.
-    ``abort`` (a hook raised ``AbortRun``) does the same, and the run ends ``failed``.
-    ``take_answer`` hands a resume's human input to the one paused human step it
-    answers (the first in declared order), exactly once.
-    """
+    __slots__ = ("denied", "error", "halt", "message", "scope")
 
-    scope: trio.CancelScope
-    error_type: type[MergeConflictError] | None = None
-    message: str | None = None
-    answer_for: StepRecord | None = None
-    answer: Answer | None = None
-    aborted: str | None = None
-    denied: str | None = None
-    """Set once a reservation was denied: failures after it are its consequences, so
-    fan-outs no longer cancel siblings for them (admitted calls must finish)."""
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.halt: Halt | None = None
+        self.message: str | None = None
+        self.error: FlujoTrioError | None = None
+        """The error a fatal stop raises from ``run()``."""
+        self.denied: str | None = None
+        """Set once a run-level reservation was denied: failures after it are its
+        consequences, so fan-outs no longer cancel siblings for them (admitted calls
+        must finish)."""
 
-    def halt(self, error_type: type[MergeConflictError], message: str) -> None:
-        if self.error_type is None:
-            self.error_type, self.message = error_type, message
-        self.scope.cancel(reason=f"flujo-trio: {message}")
-
-    def abort(self, message: str) -> None:
-        """A hook asked to stop: the run ends ``failed`` with ``message`` as the reason."""
-        if self.aborted is None and self.error_type is None:
-            self.aborted = message
+    def stop(self, halt: Halt, message: str, error: FlujoTrioError | None = None) -> None:
+        if self.halt is None:
+            self.halt, self.message, self.error = halt, message, error
         self.scope.cancel(reason=f"flujo-trio: {message}")
 
     def deny(self, message: str) -> None:
@@ -53,11 +49,5 @@ class RunControl:
             self.denied = message
 
     @property
-    def stop_reason(self) -> str | None:
-        return self.message or self.aborted
-
-    def take_answer(self, prior: StepRecord | None) -> Answer | None:
-        if prior is None or prior is not self.answer_for or self.answer is None:
-            return None
-        answer, self.answer = self.answer, None
-        return answer
+    def stopped(self) -> bool:
+        return self.halt is not None

@@ -1,36 +1,41 @@
 """Concurrent jobs on isolated contexts: the engine under ParallelStep and MapStep.
 
-One nursery per fan-out, one actor per job. Each job works on its own deep copy of
+One nursery per fan-out, one actor task per job. Each job works on its own copy of
 the context snapshot taken at the fork, so branches can never see each other's
-writes; the caller merges them back by diffing against that snapshot.
+writes; the caller merges them back by diffing against that snapshot. On a resume
+each job starts again from the (replayed) snapshot and its finished steps replay
+their context changes, so nothing a finished step wrote is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import trio
 
 from ..context import PipelineContext
+from ..copying import copy_attrs_fields
 from ..dsl.pipeline import Pipeline
-from .dispatch import run_sequence
+from ..state.journal import StepStatus
+from ..usage import UsageLimits
 from .errors import sole_error
 from .frame import Frame
+from .kernel import end_scoped
 from .record import StepRecord
 
 #: How long a failed branch may wait to report itself after cancelling its siblings.
 EVENT_SHIELD_S = 5.0
 
 
-@attrs.define(eq=False)
 class Slot:
     """A concurrency slot taken by the spawning loop and given back by the job."""
 
-    limiter: trio.CapacityLimiter
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: trio.CapacityLimiter) -> None:
+        self.limiter = limiter
 
     def __enter__(self) -> Slot:
         return self
@@ -39,18 +44,24 @@ class Slot:
         self.limiter.release_on_behalf_of(self)
 
 
-@attrs.frozen
 class Job:
-    name: str
-    body: Pipeline
-    data: Any
+    """One branch or item: its name (the result is named after it), body and input."""
+
+    __slots__ = ("body", "data", "kind", "name")
+
+    def __init__(self, name: str, body: Pipeline, data: Any, kind: str) -> None:
+        self.name, self.body, self.data, self.kind = name, body, data, kind
 
 
-@attrs.frozen
 class FanOut:
-    snapshot: PipelineContext
-    records: list[StepRecord | None]
-    """By job index; None for a job that never started (cancelled while queued)."""
+    """What a fan-out did: the fork snapshot, and each job's record in declared order."""
+
+    __slots__ = ("records", "snapshot")
+
+    def __init__(self, snapshot: PipelineContext, size: int) -> None:
+        self.snapshot = snapshot
+        self.records: list[StepRecord | None] = [None] * size
+        """By job index; None for a job that never started (cancelled while queued)."""
 
     @property
     def started(self) -> list[StepRecord]:
@@ -62,7 +73,7 @@ class FanOut:
 
     @property
     def failed(self) -> list[StepRecord]:
-        return [record for record in self.started if record.finished and not record.success]
+        return [record for record in self.started if record.status is StepStatus.FAILED]
 
 
 async def fan_out(
@@ -72,13 +83,17 @@ async def fan_out(
     *,
     max_concurrency: int | None,
     fail_fast: bool,
+    job_limits: UsageLimits | None = None,
 ) -> FanOut:
-    """Run ``jobs`` concurrently; with ``fail_fast`` the first failure cancels the rest."""
-    snapshot = copy.deepcopy(frame.context)
-    result = FanOut(snapshot, [None] * len(jobs))
+    """Run ``jobs`` concurrently; with ``fail_fast`` the first failure cancels the rest.
+
+    ``job_limits`` gives every job a budget of its own (``MapStep(item_limits=)``).
+    """
+    result = FanOut(copy_attrs_fields(frame.context, what="the context"), len(jobs))
     limiter = trio.CapacityLimiter(max_concurrency) if max_concurrency else None
     try:
         async with trio.open_nursery() as nursery:
+            cancel_on_failure = nursery.cancel_scope if fail_fast else None
             for index, job in enumerate(jobs):
                 slot: Slot | None = None
                 if limiter is not None:
@@ -91,10 +106,10 @@ async def fan_out(
                     index,
                     job,
                     frame,
-                    record,
                     result,
                     slot,
-                    nursery.cancel_scope if fail_fast else None,
+                    cancel_on_failure,
+                    job_limits,
                     name=f"{frame.task_name}/{job.name}",
                 )
     except BaseExceptionGroup as group:
@@ -103,8 +118,10 @@ async def fan_out(
         # Children were attached in start order; report them in declared order,
         # also when a breach or the caller cancelled the fan-out.
         record.children[:] = result.started
+    journal = frame.run.journal
     for job_record in result.started:
-        job_record.interrupt("cancelled because a sibling failed")
+        for stopped in job_record.interrupt("cancelled because a sibling failed"):
+            journal.record_stopped(stopped.saved())
     return result
 
 
@@ -112,48 +129,44 @@ async def _run_job(
     index: int,
     job: Job,
     frame: Frame,
-    parent: StepRecord,
     result: FanOut,
     slot: Slot | None,
     cancel_on_failure: trio.CancelScope | None,
+    job_limits: UsageLimits | None,
 ) -> None:
     with slot if slot is not None else contextlib.nullcontext():
-        await _job(index, job, frame, parent, result, cancel_on_failure)
+        await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts nothing new
+        job_frame = frame.child(job.name, index).with_context(
+            copy_attrs_fields(result.snapshot, what="the context")
+        )
+        run = job_frame.run
+        if run.bus.active:
+            await run.bus.step_started(job_frame.path)
+        record = StepRecord(job.name, job.kind, job_frame.address, job_frame.position)
+        result.records[index] = record
+        if job_limits is None:
+            last = await run.kernel.run_sequence(job.body.steps, job.data, job_frame, record)
+            record.end_like(last, last.output)
+        else:
+            await _scoped_job(job, job_frame, record, job_limits)
+        record.branch_context = job_frame.context
+        run.journal.record(record.saved())
+        failed = record.status is StepStatus.FAILED
+        if failed and cancel_on_failure is not None and not run.control.denied:
+            cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {record.feedback}")
+        if run.bus.active:
+            # A failure just cancelled this task's scope too; still say how the job ended.
+            with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
+                cleanup.shield = True
+                await run.bus.step_finished(job_frame.path, record)
 
 
-async def _job(
-    index: int,
-    job: Job,
-    frame: Frame,
-    parent: StepRecord,
-    result: FanOut,
-    cancel_on_failure: trio.CancelScope | None,
-) -> None:
-    prior = parent.claim(job.name, anywhere=True)
-    if prior is not None and prior.reusable:
-        # Finished before a pause: reuse it, its context included; never re-run.
-        result.records[index] = parent.adopt(prior)
-        return
-    saved_context = prior.branch_context if prior is not None else None
-    context = copy.deepcopy(saved_context if saved_context is not None else result.snapshot)
-    job_frame = frame.with_context(context).enter(job.name)
-    await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts nothing new
-    await job_frame.events.step_started(job_frame.path)
-    record = parent.child(job.name, prior)
-    result.records[index] = record
-    try:
-        last = await run_sequence(job.body.steps, job.data, job_frame, record)
-    finally:
-        record.release_prior()
-    record.branch_context = context
-    if last.paused:
-        record.pause(last.feedback or "Paused")
-    else:
-        record.finish(bool(last.success), last.output, last.feedback)
-    failed = not last.success and not last.paused
-    if failed and cancel_on_failure is not None and not frame.control.denied:
-        cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {last.feedback}")
-    # A failure just cancelled this task's scope too; still say how the job ended.
-    with trio.move_on_after(EVENT_SHIELD_S) as cleanup:
-        cleanup.shield = True
-        await job_frame.events.step_finished(job_frame.path, record)
+async def _scoped_job(job: Job, frame: Frame, record: StepRecord, limits: UsageLimits) -> None:
+    governor = frame.run.governor
+    with trio.CancelScope() as cancel_scope:
+        scope = governor.open_scope(job.name, limits, frame.scope, cancel_scope)
+        last = await frame.run.kernel.run_sequence(
+            job.body.steps, job.data, frame.with_scope(scope), record
+        )
+        record.end_like(last, last.output)
+    end_scoped(record, scope, job.name, frame)

@@ -1,283 +1,292 @@
-"""The governor actor: the run's only usage ledger, and the one that stops a run on budget.
+"""The governor: the run's only ledger, and the one that stops a run (or a scope) on budget.
 
-Step actors never touch the ledger. Before every agent call they send ``Reserve``
-and wait for the answer; after it they send ``Settle`` (or ``Report`` for usage not
-tied to a reservation) and wait for the acknowledgement. Waiting is the
-backpressure: no sender can run ahead of the ledger, and a breach caused by step N
-is decided before step N+1 asks to start.
+Before every agent call a step asks :meth:`Governor.reserve`; after it, it settles
+what the call really spent. A Trio run is single-threaded, so the ledger is changed
+by plain method calls that never yield: a decision is never taken against stale
+totals, and no message can be lost to a cancellation. Only waiting needs the
+scheduler.
 
-Each turn the governor drains everything queued, applies all spend first, and only
-then decides admissions, so a reservation is never granted against stale totals.
+Admission: a reservation that fits beside the outstanding ones is granted at once.
+One that does not fit *yet* waits, in arrival order (FIFO per scope), until
+settlements free room; a cancelled waiter leaves the queue. A reservation is denied
+only when it can never fit: what was already spent plus the reservation passes the
+limit. A run-level denial closes admissions for the whole run, which then winds down
+without cancelling calls already admitted (their cost fits), and raises
+:class:`~flujo_trio.UsageLimitExceededError`. A breach of spend cancels the run's
+scope at once, with a reason. Scopes of steps with ``limits=`` work the same way,
+but stop only their own step.
 
-Requests are put on the channel with ``send_nowait`` and then awaited, so a request
-is never lost to a cancellation: usage settled by a step that is being cancelled
-still reaches the ledger. The channel is unbounded for that reason, but it cannot
-grow without bound: every sender waits for its answer, so each task has at most one
-request queued. That wait is the backpressure (unlike fire-and-forget usage events,
-which let branches run far past a limit before the ledger catches up).
-Reservations are admitted atomically (spent + reserved + new <= limit). A breach of
-spend cancels the governed scope at once. A denied reservation is not a breach: it
-closes admissions, and the run winds down on its own. Calls already admitted finish
-with their checks (their cost fits the limit, so cancelling them would waste it),
-every later admission is denied, and the runner raises once the run has ended.
-Without any limit nothing can be denied, so clients admit calls locally and only
-their settlements travel to the governor.
+With reservations a run never overshoots, and it uses the budget up to the bound no
+overshoot allows: nothing is denied before spend passes ``limit - reservation``.
+Without any limit anywhere nothing can be denied or wait, and calls are admitted
+without queueing.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections import deque
 from decimal import Decimal
 
-import attrs
 import trio
 
+from ..agent_api import RequestDenied
+from ..governance import GovernorStatistics
 from ..usage import Usage, UsageLimits, money
+from .ledger import ZERO, BudgetScope, Stop, Verdict
 
 logger = logging.getLogger("flujo_trio")
 
 
-@attrs.define(eq=False)
-class Reservation:
-    """Usage set aside for one admitted agent call until it is settled."""
+class Grant:
+    """Usage set aside for one admitted call until it is settled."""
 
-    usage: Usage
-    watch_cost: bool = True
-    watch_tokens: bool = True
-    settled: bool = False
-    held: bool = True
-    """Counted in the ledger's reserved totals (admitted by the governor). A run with
-    no limits admits every call without asking, and nothing is held for it."""
+    __slots__ = ("chain", "cost", "estimated", "settled", "tokens", "usage")
+
+    def __init__(self, chain: tuple[BudgetScope, ...], usage: Usage, cost: Decimal) -> None:
+        self.chain = chain
+        self.usage = usage
+        self.cost = cost
+        self.tokens = usage.tokens
+        self.settled = False
+        self.estimated = False
 
     def exceeded_by(self, actual: Usage) -> bool:
-        """Whether ``actual`` spends more than reserved on a dimension that is limited."""
-        return (self.watch_cost and money(actual.cost_usd) > money(self.usage.cost_usd)) or (
-            self.watch_tokens and actual.tokens > self.usage.tokens
+        """Whether ``actual`` spent more than reserved on a dimension that was reserved
+        or is limited somewhere in this grant's scopes."""
+        limited_cost = any(s.limits.total_cost_usd_limit is not None for s in self.chain)
+        limited_tokens = any(s.limits.total_tokens_limit is not None for s in self.chain)
+        return ((limited_cost or self.cost > 0) and money(actual.cost_usd) > self.cost) or (
+            (limited_tokens or self.tokens > 0) and actual.tokens > self.tokens
         )
 
 
-@attrs.define(eq=False)
-class Reserve:
-    usage: Usage
-    done: trio.Event = attrs.field(factory=trio.Event)
-    granted: Reservation | None = None
-    denial: str | None = None
-    abandoned: bool = False
-    """Set when the requester was cancelled before the answer: never grant it then."""
+class Denial:
+    """Why a reservation was refused, and which scope refused it."""
+
+    __slots__ = ("message", "scope")
+
+    def __init__(self, scope: BudgetScope, message: str) -> None:
+        self.scope, self.message = scope, message
+
+    @property
+    def run_level(self) -> bool:
+        return self.scope.parent is None
 
 
-@attrs.define(eq=False)
-class Settle:
-    reservation: Reservation
-    actual: Usage
-    done: trio.Event = attrs.field(factory=trio.Event)
-    total: Usage | None = None
-    """The ledger's total once this was applied (for usage events)."""
+class _Waiter:
+    __slots__ = ("chain", "cost", "event", "outcome", "usage")
+
+    def __init__(self, chain: tuple[BudgetScope, ...], usage: Usage, cost: Decimal) -> None:
+        self.chain, self.usage, self.cost = chain, usage, cost
+        self.event = trio.Event()
+        self.outcome: Grant | Denial | None = None
 
 
-@attrs.define(eq=False)
-class Report:
-    delta: Usage
-    done: trio.Event = attrs.field(factory=trio.Event)
+class Governor:
+    """One per run. ``run_scope`` is cancelled when the run's own budget is breached."""
 
+    def __init__(
+        self,
+        limits: UsageLimits,
+        run_scope: trio.CancelScope,
+        *,
+        spent_cost: Decimal = ZERO,
+        spent_tokens: int = 0,
+        spent_requests: int = 0,
+    ) -> None:
+        self.root = BudgetScope(None, limits, None, run_scope)
+        self.root.spent_cost, self.root.spent_tokens = spent_cost, spent_tokens
+        self.root.spent_requests = spent_requests
+        self._queue: deque[_Waiter] = deque()
+        self.admitted = self.denied = self.in_flight = 0
+        self.peak_waiting = self.peak_in_flight = 0
+        self._limited_anywhere = not limits.unlimited
 
-Message = Reserve | Settle | Report
+    # -- scopes -------------------------------------------------------------------------
 
+    def open_scope(
+        self, label: str, limits: UsageLimits, parent: BudgetScope, cancel_scope: trio.CancelScope
+    ) -> BudgetScope:
+        """A budget for one step (``limits=``) or map item, inside ``parent``."""
+        if not limits.unlimited:
+            self._limited_anywhere = True
+        return BudgetScope(label, limits, parent, cancel_scope)
 
-class StopKind:
-    BREACH = "breach"
-    DENIED = "denied"
+    @property
+    def run_stop(self) -> tuple[Stop, str] | None:
+        root = self.root
+        return (root.stop, root.stop_message or "") if root.stop is not None else None
 
+    # -- admission -------------------------------------------------------------------------
 
-@attrs.define(eq=False)
-class Ledger:
-    """Totals of one run; plain data so it can be read (and saved) after any exit."""
+    async def reserve(self, scope: BudgetScope, usage: Usage) -> Grant | Denial:
+        """Admission for one call: a grant, or why it can never fit. May wait for room."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        chain = scope.chain()
+        cost = money(usage.cost_usd)
+        if not self._limited_anywhere:
+            return self._admit(chain, usage, cost)
+        if not self._queue:
+            verdict = self._decide(chain, usage, cost)
+            if verdict is not None:
+                return verdict
+        waiter = _Waiter(chain, usage, cost)
+        self._queue.append(waiter)
+        self.peak_waiting = max(self.peak_waiting, len(self._queue))
+        try:
+            await waiter.event.wait()
+        except trio.Cancelled:
+            if waiter.outcome is None:
+                self._queue.remove(waiter)  # a cancelled waiter leaves the queue
+            elif isinstance(waiter.outcome, Grant):
+                # Granted in the same scheduling batch as the cancel: the requester
+                # never saw it, so it is handed back unused.
+                self.settle(waiter.outcome, Usage())
+            self._pump()
+            raise
+        assert waiter.outcome is not None
+        return waiter.outcome
 
-    limits: UsageLimits = attrs.field(factory=UsageLimits)
-    spent_cost: Decimal = Decimal(0)
-    spent_tokens: int = 0
-    reserved_cost: Decimal = Decimal(0)
-    reserved_tokens: int = 0
-    outstanding: set[Reservation] = attrs.field(factory=set)
-    stop_kind: str | None = None
-    stop_message: str | None = None
+    def _decide(
+        self, chain: tuple[BudgetScope, ...], usage: Usage, cost: Decimal
+    ) -> Grant | Denial | None:
+        """Grant, deny, or None (wait); the run's own scope is asked first."""
+        waits = False
+        for scope in chain:
+            verdict, message = scope.verdict(cost, usage.tokens)
+            if verdict is Verdict.DENY:
+                return self._deny(scope, message or "Usage limit reached")
+            waits = waits or verdict is Verdict.WAIT
+        if waits:
+            return None
+        return self._admit(chain, usage, cost)
+
+    def _admit(self, chain: tuple[BudgetScope, ...], usage: Usage, cost: Decimal) -> Grant:
+        for scope in chain:
+            scope.hold(cost, usage.tokens)
+        self.admitted += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return Grant(chain, usage, cost)
+
+    def _deny(self, scope: BudgetScope, message: str) -> Denial:
+        self.denied += 1
+        if scope.close(Stop.DENIED, message):
+            logger.info("flujo-trio governor: %s; admissions closed", message)
+            if scope.parent is None:
+                self._deny_all_waiting()
+        return Denial(scope, message)
+
+    def _deny_all_waiting(self) -> None:
+        while self._queue:
+            waiter = self._queue.popleft()
+            self.denied += 1
+            waiter.outcome = Denial(self.root, self.root.stop_message or "Usage limit reached")
+            waiter.event.set()
+
+    def _pump(self) -> None:
+        """Serve waiters in arrival order; one that waits blocks later ones on its scopes."""
+        blocked: set[int] = set()
+        root_id = id(self.root)
+        for waiter in list(self._queue):
+            if root_id in blocked:
+                return  # every waiter needs the run's scope
+            if any(id(scope) in blocked for scope in waiter.chain):
+                continue
+            outcome = self._decide(waiter.chain, waiter.usage, waiter.cost)
+            if outcome is None:
+                for scope in waiter.chain:
+                    if scope.verdict(waiter.cost, waiter.usage.tokens)[0] is Verdict.WAIT:
+                        blocked.add(id(scope))
+                continue
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+            waiter.outcome = outcome
+            waiter.event.set()
+
+    # -- settling --------------------------------------------------------------------------
+
+    def settle(self, grant: Grant, actual: Usage, *, estimated: bool = False) -> None:
+        """Replace ``grant``'s reservation by what the call spent; a breach stops its scope
+        (the run's scope: the whole run) right here."""
+        if grant.settled:
+            return
+        grant.settled = True
+        grant.estimated = estimated
+        self.in_flight -= 1
+        cost, tokens = money(actual.cost_usd), actual.tokens
+        for scope in grant.chain:
+            scope.release(grant.cost, grant.tokens)
+            scope.spend(cost, tokens)
+        self._check(grant.chain)
+        if self._queue:
+            self._pump()
+
+    def charge(self, scope: BudgetScope, actual: Usage, *, include_run: bool = True) -> None:
+        """Spend not tied to a grant (a journaled call replayed into the scopes of a
+        resumed run: ``include_run=False``, as the run's total already holds it)."""
+        cost, tokens = money(actual.cost_usd), actual.tokens
+        for current in scope.chain():
+            if current.parent is None and not include_run:
+                continue
+            current.spend(cost, tokens)
+        self._check(scope.chain())
+
+    def count_replayed_request(self, scope: BudgetScope) -> None:
+        for current in scope.chain():
+            if current.parent is not None:
+                current.spent_requests += 1
+
+    def _check(self, chain: tuple[BudgetScope, ...]) -> None:
+        for scope in chain:
+            message = scope.spent_over()
+            if message is not None and scope.close(Stop.BREACH, message):
+                logger.info("flujo-trio governor: %s; cancelling its scope", message)
+                if scope.parent is None:
+                    self._deny_all_waiting()
+                cancel_scope = scope.cancel_scope
+                if isinstance(cancel_scope, trio.CancelScope):
+                    cancel_scope.cancel(reason=f"flujo-trio governor: {message}")
+
+    # -- reading ---------------------------------------------------------------------------
 
     @property
     def spent(self) -> Usage:
-        return Usage(float(self.spent_cost), self.spent_tokens)
+        return Usage(float(self.root.spent_cost), self.root.spent_tokens)
 
-    def _over(self, cost: Decimal, tokens: int) -> str | None:
-        limits = self.limits
-        if limits.total_cost_usd_limit is not None and cost > money(limits.total_cost_usd_limit):
-            return limits.cost_message()
-        if limits.total_tokens_limit is not None and tokens > limits.total_tokens_limit:
-            return limits.tokens_message()
-        return None
-
-    def spend(self, usage: Usage) -> None:
-        self.spent_cost += money(usage.cost_usd)
-        self.spent_tokens += usage.tokens
-
-    def release(self, reservation: Reservation) -> None:
-        if reservation.settled:
-            return
-        reservation.settled = True
-        if reservation.held:
-            self.outstanding.discard(reservation)
-            self.reserved_cost -= money(reservation.usage.cost_usd)
-            self.reserved_tokens -= reservation.usage.tokens
-
-    def settle(self, reservation: Reservation, actual: Usage) -> None:
-        """Replace the reservation by what the call spent."""
-        self.release(reservation)
-        self.spend(actual)
-
-    def check_breach(self) -> None:
-        if self.stop_kind == StopKind.BREACH:
-            return
-        message = self._over(self.spent_cost, self.spent_tokens)
-        if message is not None:
-            self.stop_kind, self.stop_message = StopKind.BREACH, message
-
-    def admit(self, usage: Usage) -> Reservation | None:
-        if self.stop_kind is not None:
-            return None
-        cost = self.spent_cost + self.reserved_cost + money(usage.cost_usd)
-        tokens = self.spent_tokens + self.reserved_tokens + usage.tokens
-        message = self._over(cost, tokens)
-        if message is not None:
-            self.stop_kind, self.stop_message = StopKind.DENIED, message
-            return None
-        limits = self.limits
-        reservation = Reservation(
-            usage,
-            watch_cost=limits.total_cost_usd_limit is not None or usage.cost_usd > 0,
-            watch_tokens=limits.total_tokens_limit is not None or usage.tokens > 0,
+    def statistics(self) -> GovernorStatistics:
+        root = self.root
+        return GovernorStatistics(
+            admitted=self.admitted,
+            denied=self.denied,
+            waiting=len(self._queue),
+            peak_waiting=self.peak_waiting,
+            in_flight=self.in_flight,
+            peak_in_flight=self.peak_in_flight,
+            spent=Usage(float(root.spent_cost), root.spent_tokens),
+            reserved=Usage(float(max(root.reserved_cost, ZERO)), max(root.reserved_tokens, 0)),
+            requests=root.spent_requests,
         )
-        self.outstanding.add(reservation)
-        self.reserved_cost += money(usage.cost_usd)
-        self.reserved_tokens += usage.tokens
-        return reservation
-
-    def charge_abandoned(self) -> None:
-        """Charge calls that were cancelled mid-flight their reservation (usage unknown)."""
-        for reservation in list(self.outstanding):
-            self.settle(reservation, reservation.usage)
 
 
-@attrs.define(eq=False)
-class Governor:
-    """One per run: serves the ledger and cancels ``governed`` when the budget is gone."""
+class CallGate:
+    """The governor as an agent's ``meter`` sees it: further requests of one call,
+    admitted in the call's scope and charged to its step."""
 
-    ledger: Ledger
-    governed: trio.CancelScope
-    send_channel: trio.MemorySendChannel[Message]
-    receive_channel: trio.MemoryReceiveChannel[Message]
+    __slots__ = ("governor", "on_settle", "scope")
 
-    @classmethod
-    def open(cls, ledger: Ledger, governed: trio.CancelScope) -> Governor:
-        send, receive = trio.open_memory_channel[Message](math.inf)
-        return cls(ledger, governed, send, receive)
+    def __init__(self, governor: Governor, scope: BudgetScope, on_settle: object) -> None:
+        self.governor, self.scope, self.on_settle = governor, scope, on_settle
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until the runner closes the send side; :meth:`finish` handles leftovers."""
-        task_status.started()
-        async for first in self.receive_channel:
-            self._handle([first, *self._drain()])
+    async def admit(self, reserve: Usage) -> object:
+        outcome = await self.governor.reserve(self.scope, reserve)
+        if isinstance(outcome, Denial):
+            raise RequestDenied(outcome.message)
+        return outcome
 
-    def _drain(self) -> list[Message]:
-        batch: list[Message] = []
-        while True:
-            try:
-                batch.append(self.receive_channel.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return batch
-
-    def _handle(self, batch: list[Message]) -> None:
-        ledger = self.ledger
-        for message in batch:
-            if isinstance(message, Settle):
-                ledger.settle(message.reservation, message.actual)
-                message.total = ledger.spent
-            elif isinstance(message, Report):
-                ledger.spend(message.delta)
-        ledger.check_breach()
-        for message in batch:
-            if isinstance(message, Reserve) and not message.abandoned:
-                message.granted = ledger.admit(message.usage)
-                message.denial = None if message.granted else ledger.stop_message
-            # Every request is answered before any cancel below: a denied step learns
-            # it was denied (attempts == 0), and the step whose spend breached gets
-            # its totals and records its completed call. The cancel then lands at
-            # each task's next checkpoint, so no new step or agent call starts.
-            message.done.set()
-        if ledger.stop_kind == StopKind.BREACH and not self.governed.cancel_called:
-            logger.info("flujo-trio governor: %s; cancelling the run", ledger.stop_message)
-            self.governed.cancel(reason=f"flujo-trio governor: {ledger.stop_message}")
-
-    def close(self) -> None:
-        self.send_channel.close()
-
-    def finish(self) -> None:
-        """After the run: apply spend still queued (the governor may have been cancelled
-        first), then charge calls cancelled mid-flight their reservation."""
-        for message in self._drain():
-            if isinstance(message, Settle):
-                self.ledger.settle(message.reservation, message.actual)
-            elif isinstance(message, Report):
-                self.ledger.spend(message.delta)
-        self.receive_channel.close()
-        self.ledger.charge_abandoned()
-
-
-@attrs.frozen
-class GovernorClient:
-    """What a step actor holds: ask before a call, settle after it."""
-
-    send_channel: trio.MemorySendChannel[Message]
-    unlimited: bool = False
-    """No limits: admissions cannot be denied, so calls skip the round trip."""
-
-    async def reserve(self, usage: Usage) -> Reservation | str:
-        """Admission for one agent call: the reservation, or why it was denied."""
-        if self.unlimited:
-            await trio.lowlevel.checkpoint()  # still a cancellation point, as asking is
-            return Reservation(usage, watch_cost=False, watch_tokens=False, held=False)
-        request = Reserve(usage)
-        self.send_channel.send_nowait(request)
-        try:
-            await request.done.wait()
-        except trio.Cancelled:
-            # The governor may already have granted it (the grant and this cancel can
-            # land in the same scheduling batch): hand it back unused. Otherwise mark it
-            # so the governor never grants it.
-            request.abandoned = True
-            if request.granted is not None:
-                self.send_channel.send_nowait(Settle(request.granted, Usage()))
-            raise
-        if request.granted is not None:
-            return request.granted
-        return request.denial or "Usage limit reached"
-
-    async def settle(self, reservation: Reservation, actual: Usage) -> Usage:
-        """Hand the actual usage to the ledger; a breach cancels the run right here.
-
-        Returns the run's total spend once this usage was applied.
-        """
-        request = Settle(reservation, actual)
-        self.send_channel.send_nowait(request)
-        await request.done.wait()
-        assert request.total is not None
-        return request.total
-
-    def abandon(self, reservation: Reservation) -> None:
-        """The call was cancelled mid-flight: its usage is unknown, so it is charged its
-        reservation (sent without waiting: the caller is being cancelled)."""
-        self.send_channel.send_nowait(Settle(reservation, reservation.usage))
-
-    async def report(self, delta: Usage) -> None:
-        """Usage not tied to a reservation (e.g. spent by a tool outside an agent call)."""
-        request = Report(delta)
-        self.send_channel.send_nowait(request)
-        await request.done.wait()
+    def settle(self, grant: object, actual: Usage, *, estimated: bool) -> None:
+        assert isinstance(grant, Grant)
+        self.governor.settle(grant, actual, estimated=estimated)
+        if callable(self.on_settle):
+            self.on_settle(grant, actual, estimated)

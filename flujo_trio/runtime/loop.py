@@ -1,8 +1,9 @@
 """The loop actor: iterations run in order on the shared context.
 
-On resume, iterations that completed before the pause are replayed from their
-records (their exit condition is known to have been false, so it is not asked
-again) and the loop continues at the iteration that paused.
+On resume, the loop runs again from its first iteration: finished steps of earlier
+iterations are taken from the journal (never re-run or re-paid), and the loop's own
+callables (mappers, the exit condition) are asked again, so they must give the same
+answers for the same inputs and context.
 """
 
 from __future__ import annotations
@@ -12,53 +13,42 @@ from typing import Any
 import trio
 
 from ..dsl.loop import LoopStep
-from .dispatch import run_sequence
 from .frame import Frame
 from .record import StepRecord
 from .user_code import UserCodeFailed, call_user, map_optional
 
 
-def _next_is_reused(record: StepRecord) -> bool:
-    saved = record.peek_claim()
-    return saved is not None and saved.reusable
-
-
 async def run_loop(step: LoopStep, data: Any, frame: Frame, record: StepRecord) -> None:
-    owner, context = f"LoopStep {step.name!r}", frame.context
-    resumed_at = record.prior.attempts if record.prior is not None else 1
+    owner, context, kernel = f"LoopStep {step.name!r}", frame.context, frame.run.kernel
     output: Any = None
-    current: Any = data
     try:
-        if not _next_is_reused(record):
-            current = await map_optional(
-                owner, "initial_input_mapper", step.initial_input_mapper, data, context
-            )
+        current = await map_optional(
+            owner, "initial_input_mapper", step.initial_input_mapper, data, context
+        )
         for iteration in range(1, step.max_loops + 1):
             await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts no iteration
             record.attempts = iteration
-            last = await run_sequence(step.body.steps, current, frame, record)
-            output = last.output
-            record.output = output
-            if last.paused:
-                record.pause(last.feedback or "Paused")
-                return
+            last = await kernel.run_sequence(
+                step.body.steps, current, frame.iteration(iteration), record
+            )
+            output = record.output = last.output
             if not last.success:
+                if last.paused:
+                    record.end_like(last, output)
+                    return
                 record.metadata["exit_reason"] = "body_failed"
                 record.finish(
                     False, output, f"Loop body failed in iteration {iteration}: {last.feedback}"
                 )
                 return
-            done_before = iteration < resumed_at
-            if not done_before and await call_user(
-                owner, "exit_condition", step.exit_condition, output, context
-            ):
+            if await call_user(owner, "exit_condition", step.exit_condition, output, context):
                 record.metadata["exit_reason"] = "condition"
                 mapped = await map_optional(
                     owner, "output_mapper", step.output_mapper, output, context
                 )
                 record.finish(True, mapped)
                 return
-            if iteration < step.max_loops and not _next_is_reused(record):
+            if iteration < step.max_loops:
                 current = await map_optional(
                     owner,
                     "iteration_input_mapper",

@@ -15,12 +15,11 @@ from .user_code import UserCodeFailed, call_user
 
 async def run_map(step: MapStep, data: Any, frame: Frame, record: StepRecord) -> None:
     owner = f"MapStep {step.name!r}"
+    source: Any = data
     try:
-        if step.items is None:
-            source = data
-        elif callable(step.items):
+        if callable(step.items):
             source = await call_user(owner, "items", step.items, frame.context)
-        else:
+        elif step.items is not None:
             source = step.items
         items = list(source)
     except UserCodeFailed as error:
@@ -29,15 +28,25 @@ async def run_map(step: MapStep, data: Any, frame: Frame, record: StepRecord) ->
     except TypeError:
         record.finish(False, None, f"{owner} needs an iterable of items, got {source!r}")
         return
-    jobs = [Job(f"{step.name}[{index}]", step.body, item) for index, item in enumerate(items)]
-    done = await fan_out(jobs, frame, record, max_concurrency=step.max_concurrency, fail_fast=True)
+    jobs = [
+        Job(f"{step.name}[{index}]", step.body, item, "item") for index, item in enumerate(items)
+    ]
+    done = await fan_out(
+        jobs,
+        frame,
+        record,
+        max_concurrency=step.max_concurrency,
+        fail_fast=True,
+        job_limits=step.item_limits,
+    )
     results, failed = done.started, done.failed
     output = [job.output for job in results]
-    if done.paused and not failed:
-        record.pause(done.paused[0].feedback or "Paused")
-        return
     if failed:
         record.finish(False, output, "; ".join(f"{j.name} failed: {j.feedback}" for j in failed))
+        return
+    if done.paused:
+        first = done.paused[0]
+        record.pause(first.pause_message, first.feedback)
         return
     try:
         merge_contexts(

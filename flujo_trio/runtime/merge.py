@@ -17,6 +17,7 @@ import attrs
 
 from ..context import PipelineContext
 from ..dsl.parallel import MergeStrategy
+from ..errors import FlujoTrioError
 
 #: Fields the runtime owns; branches never merge them back.
 _RUNTIME_FIELDS = frozenset({"run_id", "status"})
@@ -46,7 +47,7 @@ Change = Append | DictUpdate | Replace
 Applier = Callable[[Any], Any]
 
 
-class MergeConflict(Exception):
+class MergeConflict(FlujoTrioError):
     """Two branches changed the same field or dict key to different values."""
 
     def __init__(self, key: object) -> None:

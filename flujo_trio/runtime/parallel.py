@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..dsl.parallel import BranchFailure, MergeStrategy, ParallelStep
-from ..errors import MergeConflictError
+from .control import Halt
 from .fanout import Job, fan_out
 from .frame import Frame
 from .merge import MergeConflict, merge_contexts
@@ -15,7 +15,7 @@ from .user_code import UserCodeFailed, call_user
 
 async def run_parallel(step: ParallelStep, data: Any, frame: Frame, record: StepRecord) -> None:
     propagate = step.on_branch_failure is BranchFailure.PROPAGATE
-    jobs = [Job(name, body, data) for name, body in step.branches.items()]
+    jobs = [Job(name, body, data, "branch") for name, body in step.branches.items()]
     done = await fan_out(
         jobs, frame, record, max_concurrency=step.max_concurrency, fail_fast=propagate
     )
@@ -25,8 +25,9 @@ async def run_parallel(step: ParallelStep, data: Any, frame: Frame, record: Step
     if failed:
         record.metadata["failed_branches"] = [branch.name for branch in failed]
     if done.paused and not (propagate and failed):
-        # Wait for the human; finished siblings are kept and reused on resume.
-        record.pause(done.paused[0].feedback or "Paused")
+        # Wait for the human; finished siblings are journaled and replayed on resume.
+        first = done.paused[0]
+        record.pause(first.pause_message, first.feedback)
         return
     if (propagate and failed) or not succeeded:
         feedback = "; ".join(f"Branch '{b.name}' failed: {b.feedback}" for b in failed)
@@ -45,7 +46,7 @@ async def run_parallel(step: ParallelStep, data: Any, frame: Frame, record: Step
         record.metadata["merge_conflict"] = conflict.key
         record.finish(False, output, str(conflict))
         if strategy is MergeStrategy.ERROR_ON_CONFLICT:
-            frame.control.halt(MergeConflictError, str(conflict))
+            frame.run.control.stop(Halt.MERGE_CONFLICT, str(conflict))
         return
     except UserCodeFailed as error:
         record.finish(False, output, str(error))

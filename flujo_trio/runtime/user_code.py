@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..callables import call_maybe_async
+from ..errors import FlujoTrioError
 
 
-class UserCodeFailed(Exception):
+class UserCodeFailed(FlujoTrioError):
     """A condition or mapper raised; the message names the step and the callable."""
 
 

@@ -1,246 +1,411 @@
 """SQLite store: embedded, zero-setup, durable; state kept as JSON text.
 
-One connection, used by one worker thread at a time (a lock serialises calls that
-Trio hands to threads), WAL mode so readers in other processes are not blocked, and
-each save in one transaction: a save either lands whole or not at all. Rows are
-plain JSON with enums stored by value, so ``sqlite3 flujo_trio.db 'select state
-from runs'`` is readable.
+A run is a header row (status, totals, owner and lease, and its input, context,
+limits and shape as JSON columns) plus an append-only journal. A checkpoint appends
+what finished since the last one and updates the header in one transaction, so its
+cost grows with what changed, not with the run. ``sqlite3 flujo_trio.db 'select
+entry from journal'`` is readable: enums are stored by value.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
 
-import trio
+from ..context import RunStatus, utc_now
+from ..errors import ResumeError
+from ..usage import UsageLimits
+from .codec import (
+    EncodedEntry,
+    decode_entry,
+    decode_state,
+    encode_context,
+    encode_entry,
+    encode_header,
+    encode_limits,
+    holding_from_row,
+    summary_from_row,
+)
+from .journal import Entry
+from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_ownership, run_exists
+from .protocol import Finish
+from .records import RunState, RunSummary, Spent
+from .sqlite_db import SqliteDatabase, write
 
-from ..context import RunStatus
-from ..errors import SerializationError, StoreError
-from ..serialization import structure, unstructure
-from .models import RunState, RunSummary
-
-T = TypeVar("T")
-
-#: Bumped when the tables change; a store written by a newer version is refused.
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x464C4A54  # "FLJT": marks the file as a flujo-trio store
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    pipeline_name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    total_cost_usd REAL NOT NULL,
-    total_tokens INTEGER NOT NULL,
-    origin TEXT,
-    state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY,
-    stored_at REAL NOT NULL,
-    value TEXT NOT NULL
-);
-"""
-
-
-class SqliteDatabase:
-    """The connection, its lock and its schema checks; shared by the store and cache."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            connection = sqlite3.connect(
-                self.path, timeout=30, check_same_thread=False, isolation_level=None
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._check_schema(connection)
-        except sqlite3.DatabaseError as error:
-            raise StoreError(
-                f"{self.path} is not a flujo-trio SQLite store ({error}); "
-                "point the store at a new file or at one flujo-trio created"
-            ) from error
-        return connection
-
-    def _check_schema(self, connection: sqlite3.Connection) -> None:
-        app_id = connection.execute("PRAGMA application_id").fetchone()[0]
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app_id == 0 and tables == 0:
-            with connection:
-                connection.execute("BEGIN IMMEDIATE")
-                connection.executescript(_SCHEMA)
-                connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            return
-        if app_id != APPLICATION_ID:
-            raise StoreError(
-                f"{self.path} is a SQLite database but not a flujo-trio store; "
-                "use another path for the store"
-            )
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was written by a newer flujo-trio (store schema {version}, "
-                f"this version reads up to {SCHEMA_VERSION}); upgrade flujo-trio to open it"
-            )
-
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if self._connection is None:
-                self._connection = self._connect()
-            return fn(self._connection)
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` with the connection in a worker thread.
-
-        Not abandoned on cancel: a transaction that started finishes (or rolls back)
-        before the caller sees the cancellation, so nothing is left half-written.
-        """
-        return await trio.to_thread.run_sync(self._call, fn)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-
-def _transaction(sql: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connection], int]:
-    def run(connection: sqlite3.Connection) -> int:
-        with connection:
-            connection.execute("BEGIN IMMEDIATE")
-            return connection.execute(sql, params).rowcount
-
-    return run
-
-
-_SUMMARY = (
-    "SELECT run_id, status, pipeline_name, created_at, updated_at, "
-    "total_cost_usd, total_tokens, origin FROM runs"
+_SUMMARY_COLUMNS = (
+    "run_id, status, pipeline_name, created_at, updated_at, total_cost_usd, total_tokens, "
+    "total_requests, origin, owner"
+)
+_STATE_COLUMNS = (
+    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, "
+    "input, context, initial_context, limits, shape"
 )
 
 
-def _summary(row: tuple[Any, ...]) -> RunSummary:
-    run_id, status, name, created, updated, cost, tokens, origin = row
-    return RunSummary(
-        run_id,
-        RunStatus(status),
-        name,
-        datetime.fromisoformat(created),
-        datetime.fromisoformat(updated),
-        cost,
-        tokens,
-        origin,
-    )
+def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+
+
+def _fetch_state(connection: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+    cursor = connection.execute(f"SELECT {_STATE_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+    return _row(cursor, cursor.fetchone())
 
 
 class SqliteStore:
-    """A :class:`StateStore` in one SQLite file (created on first use)."""
+    """A :class:`~flujo_trio.StateStore` in one SQLite file (created on first use).
 
-    #: Survives the process: the runner checkpoints after every top-level step.
+    Args:
+        path: the database file; its directory must exist and be writable.
+        lease_s: how long an owner's lease lasts without renewal (the running process
+            renews it about three times per lease).
+        clock: the wall clock leases are measured on (timezone-aware UTC).
+
+    Use it as an async context manager (or call :meth:`aclose`) to close the
+    connection; a store that is garbage-collected closes it too.
+    """
+
+    #: Survives the process: every finished call is written before its branch goes on.
     durable = True
 
-    def __init__(self, path: str | os.PathLike[str] = "flujo_trio.db") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "flujo_trio.db",
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.database = SqliteDatabase(path)
+        self.lease_s = check_lease(lease_s)
+        self.clock = clock
 
     @property
     def path(self) -> str:
         return self.database.path
 
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self.database.close()
+
+    def close(self) -> None:
+        self.database.close()
+
+    def encode_entry(self, entry: Entry) -> EncodedEntry:
+        return encode_entry(entry)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def create_run(self, state: RunState) -> None:
+        header = encode_header(state)
+        now = self.clock()
+        lease = Claim(state.owner, now, self.lease_s).expires if state.owner else None
+        entries = [encode_entry(entry, state.run_id) for entry in state.journal]
+
+        def insert(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                """INSERT INTO runs (run_id, pipeline_name, status, created_at, updated_at,
+                       total_cost_usd, total_tokens, total_requests, origin, fingerprint,
+                       owner, owner_since, lease_expires_at, version, next_seq, input,
+                       context, initial_context, limits, shape)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (run_id) DO NOTHING""",
+                (
+                    state.run_id,
+                    state.pipeline_name,
+                    state.status.value,
+                    now.isoformat(),
+                    now.isoformat(),
+                    str(state.spent.cost_usd),
+                    state.spent.tokens,
+                    state.spent.requests,
+                    state.origin,
+                    state.fingerprint,
+                    state.owner,
+                    now.isoformat() if state.owner else None,
+                    lease.isoformat() if lease else None,
+                    len(entries),
+                    *(header[name] for name in ("input", "context", "initial_context")),
+                    header["limits"],
+                    header["shape"],
+                ),
+            )
+            if cursor.rowcount == 0:
+                return False
+            _insert_entries(connection, state.run_id, 0, entries)
+            return True
+
+        if not await self.database.run(lambda c: write(c, insert)):
+            raise run_exists(state.run_id)
+
+    async def claim_run(
+        self,
+        run_id: str,
+        owner: str,
+        *,
+        expected_version: int | None,
+        limits: UsageLimits,
+    ) -> RunState:
+        claim = Claim(owner, self.clock(), self.lease_s)
+        limits_text = encode_limits(limits)
+
+        def take(connection: sqlite3.Connection) -> dict[str, Any] | Exception:
+            row = _fetch_state(connection, run_id)
+            if row is None:
+                return ResumeError(f"No run {run_id!r} in {self.path}")
+            refusal = claim_refusal(holding_from_row(row), claim, expected_version)
+            if refusal is not None:
+                return refusal
+            connection.execute(
+                """UPDATE runs SET status = ?, owner = ?, owner_since = ?, lease_expires_at = ?,
+                       limits = ?, updated_at = ?, version = version + 1
+                   WHERE run_id = ?""",
+                (
+                    RunStatus.RUNNING.value,
+                    claim.owner,
+                    claim.now.isoformat(),
+                    claim.expires.isoformat(),
+                    limits_text,
+                    claim.now.isoformat(),
+                    run_id,
+                ),
+            )
+            return row
+
+        outcome = await self.database.run(lambda c: write(c, take))
+        if isinstance(outcome, Exception):
+            raise outcome
+        state = await self.load_run(run_id)
+        assert state is not None
+        return state
+
+    async def append(
+        self,
+        run_id: str,
+        owner: str,
+        entries: Sequence[Any],
+        spent: Spent,
+        *,
+        finish: Finish | None = None,
+    ) -> None:
+        now = self.clock()
+        lease = Claim(owner, now, self.lease_s).expires
+        context = (
+            encode_context(finish.context, run_id)
+            if finish is not None and finish.context is not None
+            else None
+        )
+
+        def add(connection: sqlite3.Connection) -> Exception | None:
+            found = connection.execute(
+                "SELECT owner, next_seq FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if found is None or found[0] != owner:
+                return lost_ownership(run_id, found[0] if found else None)
+            next_seq = found[1]
+            _insert_entries(connection, run_id, next_seq, entries)
+            assignments = [
+                "total_cost_usd = ?",
+                "total_tokens = ?",
+                "total_requests = ?",
+                "updated_at = ?",
+                "lease_expires_at = ?",
+                "next_seq = ?",
+                "version = version + 1",
+            ]
+            values: list[Any] = [
+                str(spent.cost_usd),
+                spent.tokens,
+                spent.requests,
+                now.isoformat(),
+                lease.isoformat(),
+                next_seq + len(entries),
+            ]
+            if finish is not None:
+                assignments.append("status = ?")
+                values.append(finish.status.value)
+                if context is not None:
+                    assignments.append("context = ?")
+                    values.append(context)
+                if finish.status is not RunStatus.RUNNING:
+                    assignments += [
+                        "owner = NULL",
+                        "owner_since = NULL",
+                        "lease_expires_at = NULL",
+                    ]
+                    assignments.remove("lease_expires_at = ?")
+                    values.remove(lease.isoformat())
+            connection.execute(
+                f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?", (*values, run_id)
+            )
+            return None
+
+        problem = await self.database.run(lambda c: write(c, add))
+        if problem is not None:
+            raise problem
+
+    async def renew(self, run_id: str, owner: str) -> None:
+        expires = Claim(owner, self.clock(), self.lease_s).expires.isoformat()
+
+        def push(connection: sqlite3.Connection) -> int:
+            return connection.execute(
+                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND owner = ?",
+                (expires, run_id, owner),
+            ).rowcount
+
+        if await self.database.run(lambda c: write(c, push)) == 0:
+            current = await self.get_summary(run_id)
+            raise lost_ownership(run_id, current.owner if current else None)
+
     async def save_run(self, state: RunState) -> None:
-        # Serialise before touching the database: a value that cannot be stored
-        # fails here, and the previous checkpoint stays as it was.
-        data = unstructure(state, RunState, what=f"run {state.run_id!r}")
-        try:
-            text = json.dumps(data, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise SerializationError(f"Cannot serialize run {state.run_id!r}: {error}") from error
-        now = datetime.now(UTC).isoformat()
-        await self.database.run(
-            _transaction(
-                """
-                INSERT INTO runs (run_id, pipeline_name, status, created_at, updated_at,
-                                  total_cost_usd, total_tokens, origin, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (run_id) DO UPDATE SET
-                    pipeline_name = excluded.pipeline_name, status = excluded.status,
-                    updated_at = excluded.updated_at, total_cost_usd = excluded.total_cost_usd,
-                    total_tokens = excluded.total_tokens, origin = excluded.origin,
-                    state = excluded.state
-                """,
+        header = encode_header(state)
+        entries = [encode_entry(entry, state.run_id) for entry in state.journal]
+        now = self.clock().isoformat()
+
+        def replace(connection: sqlite3.Connection) -> None:
+            connection.execute("DELETE FROM journal WHERE run_id = ?", (state.run_id,))
+            connection.execute(
+                """INSERT INTO runs (run_id, pipeline_name, status, created_at, updated_at,
+                       total_cost_usd, total_tokens, total_requests, origin, fingerprint,
+                       owner, owner_since, lease_expires_at, version, next_seq, input,
+                       context, initial_context, limits, shape)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (run_id) DO UPDATE SET
+                       pipeline_name = excluded.pipeline_name, status = excluded.status,
+                       updated_at = excluded.updated_at,
+                       total_cost_usd = excluded.total_cost_usd,
+                       total_tokens = excluded.total_tokens,
+                       total_requests = excluded.total_requests, origin = excluded.origin,
+                       fingerprint = excluded.fingerprint, owner = excluded.owner,
+                       owner_since = excluded.owner_since,
+                       lease_expires_at = excluded.lease_expires_at,
+                       version = runs.version + 1, next_seq = excluded.next_seq,
+                       input = excluded.input, context = excluded.context,
+                       initial_context = excluded.initial_context,
+                       limits = excluded.limits, shape = excluded.shape""",
                 (
                     state.run_id,
                     state.pipeline_name,
                     state.status.value,
                     state.created_at.isoformat(),
                     now,
-                    state.total_cost_usd,
-                    state.spent_tokens,
+                    str(state.spent.cost_usd),
+                    state.spent.tokens,
+                    state.spent.requests,
                     state.origin,
-                    text,
+                    state.fingerprint,
+                    state.owner,
+                    state.owner_since.isoformat() if state.owner_since else None,
+                    state.lease_expires_at.isoformat() if state.lease_expires_at else None,
+                    len(entries),
+                    *(header[name] for name in ("input", "context", "initial_context")),
+                    header["limits"],
+                    header["shape"],
                 ),
             )
-        )
+            _insert_entries(connection, state.run_id, 0, entries)
+
+        await self.database.run(lambda c: write(c, replace))
+
+    # -- reads -------------------------------------------------------------------------
 
     async def load_run(self, run_id: str) -> RunState | None:
-        def fetch(connection: sqlite3.Connection) -> tuple[str, str, str] | None:
-            row = connection.execute(
-                "SELECT state, created_at, updated_at FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            return None if row is None else (row[0], row[1], row[2])
+        def fetch(
+            connection: sqlite3.Connection,
+        ) -> tuple[dict[str, Any], list[tuple[int, str, str]]] | None:
+            connection.execute("BEGIN")  # one snapshot for the header and its journal
+            try:
+                row = _fetch_state(connection, run_id)
+                if row is None:
+                    return None
+                entries = connection.execute(
+                    "SELECT seq, kind, entry FROM journal WHERE run_id = ? ORDER BY seq",
+                    (run_id,),
+                ).fetchall()
+                return row, entries
+            finally:
+                connection.execute("COMMIT")
 
-        row = await self.database.run(fetch)
-        if row is None:
+        found = await self.database.run(fetch)
+        if found is None:
             return None
-        text, created_at, updated_at = row
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SerializationError(
-                f"Cannot load run {run_id!r}: its stored state is not valid JSON ({error})"
-            ) from error
-        state = structure(data, RunState, what=f"run {run_id!r}")
-        state.created_at = datetime.fromisoformat(created_at)
-        state.updated_at = datetime.fromisoformat(updated_at)
-        return state
+        row, rows = found
+        journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in rows]
+        return decode_state(row, journal)
 
-    async def list_runs(self, status: RunStatus | None = None) -> list[RunSummary]:
-        def fetch(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            if status is None:
-                return connection.execute(_SUMMARY + " ORDER BY updated_at DESC").fetchall()
-            return connection.execute(
-                _SUMMARY + " WHERE status = ? ORDER BY updated_at DESC", (status.value,)
-            ).fetchall()
+    async def list_runs(
+        self,
+        status: RunStatus | None = None,
+        *,
+        pipeline: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RunSummary]:
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if pipeline is not None:
+            where.append("pipeline_name = ?")
+            params.append(pipeline)
+        if since is not None:
+            where.append("updated_at >= ?")
+            params.append(since.isoformat())
+        sql = f"SELECT {_SUMMARY_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
 
-        return [_summary(row) for row in await self.database.run(fetch)]
+        def fetch(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            cursor = connection.execute(sql, params)
+            return [row for values in cursor.fetchall() if (row := _row(cursor, values))]
+
+        return [summary_from_row(row) for row in await self.database.run(fetch)]
 
     async def get_summary(self, run_id: str) -> RunSummary | None:
-        """The listing row of one run, without loading (or validating) its state."""
-
-        def fetch(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
-            row = connection.execute(_SUMMARY + " WHERE run_id = ?", (run_id,)).fetchone()
-            return None if row is None else tuple(row)
+        def fetch(connection: sqlite3.Connection) -> dict[str, Any] | None:
+            cursor = connection.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            )
+            return _row(cursor, cursor.fetchone())
 
         row = await self.database.run(fetch)
-        return None if row is None else _summary(row)
+        return None if row is None else summary_from_row(row)
 
     async def delete_run(self, run_id: str) -> bool:
-        deleted = await self.database.run(
-            _transaction("DELETE FROM runs WHERE run_id = ?", (run_id,))
-        )
-        return deleted > 0
+        def delete(connection: sqlite3.Connection) -> int:
+            connection.execute("DELETE FROM journal WHERE run_id = ?", (run_id,))
+            return connection.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
 
-    def close(self) -> None:
-        self.database.close()
+        return bool(await self.database.run(lambda c: write(c, delete)))
+
+
+def _insert_entries(
+    connection: sqlite3.Connection, run_id: str, first_seq: int, entries: Sequence[Any]
+) -> None:
+    connection.executemany(
+        "INSERT INTO journal (run_id, seq, kind, address, entry) VALUES (?, ?, ?, ?, ?)",
+        [
+            (run_id, first_seq + offset, entry.kind, entry.address, entry.data)
+            for offset, entry in enumerate(entries)
+        ],
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from ..cache import CachedOutput, make_cache_key
 from ..errors import ConfigurationError, SerializationError
 from ..serialization import structure, unstructure
-from .sqlite import SqliteDatabase, _transaction
+from .sqlite_db import SqliteDatabase, write
 
 
 class SqliteCache:
@@ -55,7 +55,9 @@ class SqliteCache:
             return None
         stored_at, text = row
         if self.ttl_s is not None and self.clock() - stored_at > self.ttl_s:
-            await self.database.run(_transaction("DELETE FROM cache WHERE key = ?", (key,)))
+            await self.database.run(
+                lambda c: write(c, lambda c: c.execute("DELETE FROM cache WHERE key = ?", (key,)))
+            )
             return None
         try:
             return structure(json.loads(text), CachedOutput, what=f"cache entry {key!r}")
@@ -70,20 +72,27 @@ class SqliteCache:
         max_entries = self.max_entries
 
         def store(connection: sqlite3.Connection) -> None:
-            with connection:
-                connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "INSERT OR REPLACE INTO cache (key, stored_at, value) VALUES (?, ?, ?)",
+                (key, self.clock(), text),
+            )
+            if max_entries is not None:
                 connection.execute(
-                    "INSERT OR REPLACE INTO cache (key, stored_at, value) VALUES (?, ?, ?)",
-                    (key, self.clock(), text),
+                    "DELETE FROM cache WHERE key NOT IN "
+                    "(SELECT key FROM cache ORDER BY stored_at DESC LIMIT ?)",
+                    (max_entries,),
                 )
-                if max_entries is not None:
-                    connection.execute(
-                        "DELETE FROM cache WHERE key NOT IN "
-                        "(SELECT key FROM cache ORDER BY stored_at DESC LIMIT ?)",
-                        (max_entries,),
-                    )
 
-        await self.database.run(store)
+        await self.database.run(lambda c: write(c, store))
+
+    async def __aenter__(self) -> SqliteCache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.database.close()
+
+    async def aclose(self) -> None:
+        self.database.close()
 
     def close(self) -> None:
         self.database.close()
