@@ -49,8 +49,9 @@ import cattrs
 from cattrs.preconf.json import JsonConverter, configure_converter
 from cattrs.v import format_exception
 
-from .context import PipelineContext
+from .context import HumanInteraction, PipelineContext, RunStatus
 from .errors import HumanInputError, SerializationError
+from .usage import Usage, UsageLimits
 
 T = TypeVar("T")
 
@@ -497,6 +498,8 @@ def make_flujo_converter() -> FlujoConverter:
     converter.register_unstructure_hook_func(is_any, lambda v: _encode_any(converter, v))
     converter.register_structure_hook_func(is_any, lambda v, _: _decode_any(converter, v))
     _context_hooks(converter)
+    for own in (PipelineContext, HumanInteraction, RunStatus, Usage, UsageLimits):
+        converter.registry.add(own)
     return converter
 
 

@@ -33,6 +33,7 @@ from ..errors import (
 from ..events import Event, RunFinished
 from ..results import PipelineResult
 from ..runtime.runner import Runner
+from ..serialization import plain_values
 from ..state.sqlite import SqliteStore
 from ..usage import UsageLimits, format_money
 from .targets import TargetError, load_target
@@ -324,11 +325,9 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
     """Show a run's step tree with status, attempts, cost, tokens and latency."""
 
     async def call(store: SqliteStore) -> Any:
-        summary = await store.get_summary(run_id)
-        if summary is not None and summary.origin is not None:
-            # The pipeline's module defines the classes stored in the state.
-            load_target(summary.origin)
-        return await store.load_run(run_id)
+        # Shown without the pipeline's code: stored values come back as plain JSON.
+        with plain_values():
+            return await store.load_run(run_id)
 
     state = _store_call(db, call)
     if state is None:

@@ -95,6 +95,10 @@ class Kernel:
         if bus.active:
             await bus.step_started(frame.path)
         record = StepRecord(step.name, step_kind(step), frame.address, frame.position)
+        if run.replay is not None and not leaf:
+            earlier = run.replay.steps.get(frame.address)
+            if earlier is not None:  # time spent in earlier executions still counts
+                record.latency_s = earlier.latency_s
         parent.children.append(record)
         actor = self.actor_for(step)
         limits = None if leaf else getattr(step, "limits", None)
