@@ -44,6 +44,8 @@ class AgentCall:
 
     fn: Callable[..., Any]
     accepts: frozenset[str]
+    is_coroutine: bool = False
+    """``fn`` is an ``async def``: calling it always returns a coroutine to await."""
 
     @classmethod
     def of(cls, agent: Any) -> AgentCall | None:
@@ -51,7 +53,7 @@ class AgentCall:
         fn = run if callable(run) else agent if callable(agent) else None
         if fn is None:
             return None
-        return cls(fn, accepted_kwargs(fn, AGENT_KWARGS))
+        return cls(fn, accepted_kwargs(fn, AGENT_KWARGS), inspect.iscoroutinefunction(fn))
 
     async def __call__(self, data: Any, offered: Mapping[str, Any]) -> Any:
         kwargs = {name: value for name, value in offered.items() if name in self.accepts}

@@ -20,10 +20,15 @@ from .errors import ConfigurationError
 T = TypeVar("T")
 
 
+_NO_MONEY = Decimal(0)
+
+
 def money(value: float | int | Decimal) -> Decimal:
     """Exact decimal of a cost as a person would write it (``0.1`` -> ``Decimal('0.1')``)."""
     if isinstance(value, Decimal):
         return value
+    if not value:
+        return _NO_MONEY
     return Decimal(repr(float(value)))
 
 
@@ -147,6 +152,11 @@ class AgentResult(Generic[T]):
     """What the call cost."""
 
 
+#: Zero usage; Usage is frozen, so one instance serves every call that reports nothing.
+NO_USAGE = Usage()
+_PLAIN = frozenset({str, bytes, int, float, bool, list, dict, tuple})
+
+
 class UnusableUsage(ConfigurationError):
     """An agent reported usage the runtime cannot count (NaN, negative, not a number)."""
 
@@ -162,11 +172,11 @@ def usage_of_output(raw: object) -> tuple[object, Usage]:
     """
     if isinstance(raw, AgentResult):
         return raw.output, raw.usage
-    if raw is None or isinstance(raw, str | bytes | int | float | bool | list | dict | tuple):
-        return raw, Usage()
+    if raw is None or type(raw) in _PLAIN:
+        return raw, NO_USAGE
     cost = getattr(raw, "cost_usd", None)
     tokens = getattr(raw, "token_counts", None)
-    usage = Usage() if cost is None and tokens is None else _coerce_usage(cost, tokens)
+    usage = NO_USAGE if cost is None and tokens is None else _coerce_usage(cost, tokens)
     if hasattr(raw, "output") and not isinstance(raw, type):
         return raw.output, usage
     return raw, usage
@@ -175,7 +185,7 @@ def usage_of_output(raw: object) -> tuple[object, Usage]:
 def usage_of_error(error: BaseException) -> Usage:
     """Usage a failed attempt reports through an ``usage`` attribute on its exception."""
     usage = getattr(error, "usage", None)
-    return usage if isinstance(usage, Usage) else Usage()
+    return usage if isinstance(usage, Usage) else NO_USAGE
 
 
 def _coerce_usage(cost: Any, tokens: Any) -> Usage:

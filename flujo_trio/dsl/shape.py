@@ -35,6 +35,10 @@ _KIND_NAMES = {
 
 
 def step_kind(step: StepBase) -> str:
+    """The kind name of a step (its DSL class, or the step kind it subclasses)."""
+    kind = _KIND_BY_TYPE.get(type(step))
+    if kind is not None:
+        return kind
     for cls, kind in (
         (Step, "step"),
         (HumanStep, "human"),
@@ -46,6 +50,16 @@ def step_kind(step: StepBase) -> str:
         if isinstance(step, cls):
             return kind
     return type(step).__name__
+
+
+_KIND_BY_TYPE: dict[type, str] = {
+    Step: "step",
+    HumanStep: "human",
+    LoopStep: "loop",
+    ConditionalStep: "conditional",
+    ParallelStep: "parallel",
+    MapStep: "map",
+}
 
 
 def branch_label(key: object) -> str:

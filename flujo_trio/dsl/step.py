@@ -109,6 +109,16 @@ class Step(StepBase):
         repr=False,
         default=attrs.Factory(_agent_call, takes_self=True),
     )
+    has_checks: bool = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda step: bool(step.validators or step.plugins or step.processors.output),
+            takes_self=True,
+        ),
+    )
+    """Whether anything runs after the agent call (output processors, plugins, validators)."""
     touches_context: bool = attrs.field(
         init=False,
         eq=False,

@@ -11,6 +11,7 @@ paying for them again.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import trio
@@ -20,7 +21,15 @@ from ..cache import CachedOutput
 from ..dsl.step import Step
 from ..errors import ConfigurationError
 from ..state.journal import CallKey, CallRecord, CallStatus
-from ..usage import UnusableUsage, Usage, format_money, money, usage_of_error, usage_of_output
+from ..usage import (
+    NO_USAGE,
+    UnusableUsage,
+    Usage,
+    format_money,
+    money,
+    usage_of_error,
+    usage_of_output,
+)
 from .checks import CheckFailed, apply_plugins, apply_processors, run_validators
 from .delta import changes_since, snapshot
 from .frame import Frame
@@ -28,7 +37,6 @@ from .governor import CallGate, Denial, Grant
 from .ledger import BudgetScope
 from .record import StepRecord
 
-NO_USAGE = Usage()
 #: How long the step whose spend breached the budget may take to report that spend.
 EVENT_SHIELD_S = 5.0
 
@@ -80,7 +88,10 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
     replay = run.replay
     calls = Calls(replay.calls_at(frame.address) if replay is not None else {})
     cost_before, tokens_before = record.cost, record.tokens
-    outcome = await _with_fallback(step, data, frame, record, calls)
+    if step.fallback is None:
+        outcome = await _run_primary(step, data, frame, record, calls)
+    else:
+        outcome = await _with_fallback(step, data, frame, record, calls)
     if outcome.metadata:
         record.metadata.update(outcome.metadata)
     if cache is not None:
@@ -121,7 +132,10 @@ async def _run_primary(
             data = await apply_processors(step.processors.input, data, context)
         except CheckFailed as error:
             return Outcome(None, str(error))
-    called = await _attempts(step, data, frame, record, calls)
+    if step.limits is None:
+        called = await _call_with_retries(step, data, frame, record, calls, frame.scope)
+    else:
+        called = await _attempts(step, data, frame, record, calls)
     if called.failure is not None:
         return called
     output = called.output
@@ -146,11 +160,10 @@ async def _run_primary(
 async def _attempts(
     step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls
 ) -> Outcome:
-    """The step's attempts, under the step's own budget when it has ``limits=``: a
-    breach or denial of that budget fails this step only (its fallback may still run,
-    under its own limits)."""
-    if step.limits is None:
-        return await _call_with_retries(step, data, frame, record, calls, frame.scope)
+    """The step's attempts under the step's own budget (``limits=``): a breach or
+    denial of that budget fails this step only (its fallback may still run, under
+    its own limits)."""
+    assert step.limits is not None
     governor = frame.run.governor
     outcome: Outcome | None = None
     with trio.CancelScope() as cancel_scope:
@@ -251,26 +264,36 @@ async def _one_call(
     """One agent call; None when it succeeded, else (why, retryable, retry_after)."""
     run = frame.run
     governor, journal, bus = run.governor, run.journal, run.bus
-    accepts = step.call.accepts
-    offered: dict[str, Any] = {
-        "context": frame.context,
-        "feedback": list(errors),
-        "resources": run.resources,
-    }
+    call = step.call
+    accepts = call.accepts
+    kwargs: dict[str, Any] = {}
     meter: UsageMeter | None = None
-    if "meter" in accepts:
-        meter = offered["meter"] = UsageMeter(_RequestGate(governor, scope, frame, record, number))
-    if "emit" in accepts:
-        offered["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
+    if accepts:
+        if "context" in accepts:
+            kwargs["context"] = frame.context
+        if "feedback" in accepts:
+            kwargs["feedback"] = list(errors)
+        if "resources" in accepts:
+            kwargs["resources"] = run.resources
+        if "meter" in accepts:
+            meter = kwargs["meter"] = UsageMeter(
+                _RequestGate(governor, scope, frame, record, number)
+            )
+        if "emit" in accepts:
+            kwargs["emit"] = Emitter(
+                bus.emit if bus.active else None, run.run_id, frame.step_label
+            )
     error_message: str | None = None
     retryable, retry_after, estimated = True, None, False
     output: Any = None
     try:
         if step.timeout_s is not None:
             with trio.fail_after(step.timeout_s):
-                raw = await step.call(data, offered)
+                raw = await _invoke(call, data, kwargs)
         else:
-            raw = await step.call(data, offered)
+            raw = call.fn(data, **kwargs) if kwargs else call.fn(data)
+            if call.is_coroutine or inspect.isawaitable(raw):
+                raw = await raw
         output, usage = usage_of_output(raw)
     except trio.TooSlowError:
         usage, estimated = _interrupted_usage(meter, reserve)
@@ -304,9 +327,11 @@ async def _one_call(
         record.metadata["reservation_exceeded"] = True
     if error_message is None:
         record.output = output
-        journal.record(
-            _call_record(frame, number, CallStatus.SUCCEEDED, usage=usage, output=output)
-        )
+        if journal.durable or bus.active or step.cache is not None or step.has_checks:
+            # Something may stop the step before it is saved: keep the paid call's output.
+            journal.record(
+                _call_record(frame, number, CallStatus.SUCCEEDED, usage=usage, output=output)
+            )
     else:
         journal.record(
             _call_record(
@@ -329,6 +354,13 @@ async def _one_call(
         else:
             await bus.usage(total, statistics)
     return None if error_message is None else (error_message, retryable, retry_after)
+
+
+async def _invoke(call: Any, data: Any, kwargs: dict[str, Any]) -> Any:
+    raw = call.fn(data, **kwargs) if kwargs else call.fn(data)
+    if call.is_coroutine or inspect.isawaitable(raw):
+        raw = await raw
+    return raw
 
 
 def _call_record(frame: Frame, number: int, status: CallStatus, **fields: Any) -> CallRecord:

@@ -44,6 +44,7 @@ class BudgetScope:
         "spent_tokens",
         "stop",
         "stop_message",
+        "scopes",
     )
 
     def __init__(
@@ -65,15 +66,11 @@ class BudgetScope:
         self.reserved_tokens = 0
         self.stop: Stop | None = None
         self.stop_message: str | None = None
+        self.scopes: tuple[BudgetScope, ...] = (*parent.scopes, self) if parent else (self,)
+        """This scope and every enclosing one, outermost (the run) first."""
 
     def chain(self) -> tuple[BudgetScope, ...]:
-        """This scope and every enclosing one, outermost (the run) first."""
-        scopes: list[BudgetScope] = []
-        scope: BudgetScope | None = self
-        while scope is not None:
-            scopes.append(scope)
-            scope = scope.parent
-        return tuple(reversed(scopes))
+        return self.scopes
 
     def _where(self) -> str:
         return f" in step '{self.label}'" if self.label is not None else ""

@@ -20,6 +20,8 @@ from ..state.journal import Address, FieldChange, SavedStep, StepStatus
 from ..usage import Usage, money
 
 ZERO = Decimal(0)
+#: Shared by saved steps that changed nothing (a saved step is never mutated).
+_NO_CHANGES: list[FieldChange] = []
 
 
 class StepRecord:
@@ -28,14 +30,14 @@ class StepRecord:
     __slots__ = (
         "address",
         "attempts",
+        "_children",
+        "_metadata",
         "branch_context",
-        "children",
         "cost",
         "denied",
         "feedback",
         "kind",
         "latency_s",
-        "metadata",
         "name",
         "output",
         "pause_message",
@@ -58,9 +60,9 @@ class StepRecord:
         self.status: StepStatus | None = None
         """None while running."""
         self.feedback: str | None = None
-        self.metadata: dict[str, Any] = {}
+        self._metadata: dict[str, Any] | None = None
         self.branch_context: Any = None
-        self.children: list[StepRecord] = []
+        self._children: list[StepRecord] | None = None
         self.latency_s: float | None = None
         self.started_at = trio.current_time()
         self.pause_message: str | None = None
@@ -68,6 +70,27 @@ class StepRecord:
         """Failed only because a run-level reservation was denied (a resume re-runs it)."""
         self.reused = False
         """Taken from the journal of an earlier execution, not run now."""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Facts about how the step ran, for its result (made on first use: most steps
+        have none, and a fan-out of 10,000 branches should not carry 40,000 empty dicts)."""
+        found = self._metadata
+        if found is None:
+            found = self._metadata = {}
+        return found
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = value
+
+    @property
+    def children(self) -> list[StepRecord]:
+        """Records of the steps nested in this one, in the order they started."""
+        found = self._children
+        if found is None:
+            found = self._children = []
+        return found
 
     @classmethod
     def from_saved(cls, saved: SavedStep) -> StepRecord:
@@ -78,7 +101,7 @@ class StepRecord:
         record.cost, record.tokens = saved.cost_usd, saved.tokens
         record.latency_s = saved.latency_s
         record.feedback = saved.feedback
-        record.metadata = dict(saved.metadata)
+        record._metadata = dict(saved.metadata) if saved.metadata else None
         record.pause_message = saved.pause_message
         record.denied = saved.denied
         record.reused = True
@@ -130,8 +153,10 @@ class StepRecord:
     def interrupt(self, reason: str) -> list[StepRecord]:
         """Finish this record and its unfinished descendants as cancelled; returns the
         records it changed (innermost first), so they can be journaled."""
+        if self.status is not None and self.status is not StepStatus.PAUSED:
+            return []  # finished or stopped: everything inside it ended too
         changed: list[StepRecord] = []
-        for child in self.children:
+        for child in self._children or ():
             changed.extend(child.interrupt(reason))
         if self.status is None:
             self.status = StepStatus.CANCELLED
@@ -143,7 +168,7 @@ class StepRecord:
 
     def total(self) -> tuple[Decimal, int]:
         cost, tokens = self.cost, self.tokens
-        for child in self.children:
+        for child in self._children or ():
             child_cost, child_tokens = child.total()
             cost += child_cost
             tokens += child_tokens
@@ -153,7 +178,7 @@ class StepRecord:
         """The human step a resume answers: the first paused leaf in declared order."""
         if self.status is not StepStatus.PAUSED:
             return None
-        for child in self.children:
+        for child in self._children or ():
             found = child.first_paused_leaf()
             if found is not None:
                 return found
@@ -175,17 +200,17 @@ class StepRecord:
             tokens=self.tokens,
             latency_s=self.latency_s or 0.0,
             feedback=self.feedback,
-            metadata=self.metadata,
+            metadata=self._metadata or {},
             pause_message=self.pause_message,
             denied=self.denied,
-            changes=changes or [],
+            changes=changes or _NO_CHANGES,
         )
 
     def to_result(self, interrupted: str = "the run stopped") -> StepResult:
         """The result as of now; a step that never finished reads as cancelled, with
         ``interrupted`` as the reason (the record itself is left as it is)."""
         cost, tokens = self.total()
-        metadata = dict(self.metadata)
+        metadata = dict(self._metadata) if self._metadata else {}
         feedback, latency = self.feedback, self.latency_s
         status = self.status
         if status is StepStatus.PAUSED:
@@ -206,5 +231,5 @@ class StepRecord:
             feedback=feedback,
             metadata=metadata,
             branch_context=self.branch_context,
-            step_history=[child.to_result(interrupted) for child in self.children],
+            step_history=[child.to_result(interrupted) for child in self._children or ()],
         )

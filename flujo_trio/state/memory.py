@@ -44,9 +44,15 @@ def _check_max_finished(value: object) -> int:
     return value
 
 
+_ATOMS = (type(None), bool, int, float, str, bytes)
+
+
 def copy_entry(entry: Entry) -> Entry:
     """A journal entry whose payloads (outputs, context changes) are copies."""
     if isinstance(entry, SavedStep):
+        if type(entry.output) in _ATOMS and not entry.metadata and not entry.changes:
+            return entry  # frozen, and nothing in it can change
+
         changes = [
             attrs.evolve(c, value=deep_copy(c.value, what=f"a change to {c.field!r}"))
             for c in entry.changes
@@ -58,6 +64,8 @@ def copy_entry(entry: Entry) -> Entry:
             changes=changes,
         )
     if isinstance(entry, CallRecord):
+        if type(entry.output) in _ATOMS:
+            return entry
         return attrs.evolve(entry, output=deep_copy(entry.output, what="a call's output"))
     return attrs.evolve(entry, value=deep_copy(entry.value, what="a decision"))
 
