@@ -94,9 +94,7 @@ class Emitter:
         call_id: str | None = None,
     ) -> None:
         if self._send is not None:
-            await self._send(
-                ToolReturned(self._run_id, self._step, tool, result, error, call_id)
-            )
+            await self._send(ToolReturned(self._run_id, self._step, tool, result, error, call_id))
 
 
 @final

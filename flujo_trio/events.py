@@ -6,9 +6,9 @@ for the ``summarize`` step of branch ``branch_a`` of the parallel step ``fanout`
 
 from __future__ import annotations
 
-import attrs
-
 from typing import Any
+
+import attrs
 
 from .results import PipelineResult, StepResult
 from .usage import Usage, UsageLimits
