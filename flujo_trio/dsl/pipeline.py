@@ -60,6 +60,12 @@ class Pipeline:
     def __len__(self) -> int:
         return len(self.steps)
 
+    def to_mermaid(self) -> str:
+        """Mermaid flowchart text of this pipeline's shape, for docs, reviews and issues."""
+        from .mermaid import to_mermaid
+
+        return to_mermaid(self)
+
 
 def as_pipeline(owner: str, body: object) -> Pipeline:
     """A body given as one step or a pipeline, normalised to a pipeline."""
