@@ -17,12 +17,12 @@ from flujo_trio import (
     Pipeline,
     Step,
 )
-from flujo_trio.dsl.mermaid import escape, to_mermaid
+from flujo_trio.dsl.mermaid import GROUP_STYLES, NODE_CLASSES, escape, to_mermaid
 
 NODE = re.compile(r'^(n\d+)(\(\["|\["|\{"|\[/")(.*?)("\]\)|"\]|"\}|"\\\])(?::::(\w+))?$')
 SUBGRAPH = re.compile(r'^subgraph (s\d+)\["(.*)"\]$')
 EDGE = re.compile(r'^(\w+) (-->|-\.->)(?:\|"(.*?)"\|)? (\w+)$')
-CLASS = re.compile(r"^class (s\d+) (\w+)$")
+STYLE = re.compile(r"^style (s\d+) (.+)$")
 SHAPES = {'(["': "terminal", '["': "box", '{"': "diamond", '[/"': "trapezoid"}
 
 
@@ -54,9 +54,10 @@ class Graph:
                 open_groups.append(match[1])
             elif line == "end":
                 open_groups.pop()
-            elif match := CLASS.match(line):
+            elif match := STYLE.match(line):
+                (kind,) = [k for k, css in GROUP_STYLES.items() if css == match[2]]
                 label, group_parent, _ = self.groups[match[1]]
-                self.groups[match[1]] = (label, group_parent, match[2])
+                self.groups[match[1]] = (label, group_parent, kind)
             elif match := NODE.match(line):
                 shape = SHAPES[match[2]]
                 self.nodes[match[1]] = (unescape(match[3]), shape, match[5], parent)
@@ -65,7 +66,8 @@ class Graph:
                 label = unescape(match[3]) if match[3] is not None else None
                 self.edges.append((match[1], match[2], label, match[4]))
             else:
-                assert line.startswith("classDef "), f"unexpected line {line!r}"
+                name, css = line.removeprefix("classDef ").split(" ", 1)
+                assert NODE_CLASSES[name] == css, f"unexpected line {line!r}"
         assert not open_groups
 
     def node(self, label: str) -> str:

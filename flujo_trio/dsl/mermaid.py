@@ -122,18 +122,21 @@ def escape(text: str) -> str:
     return "".join(out)
 
 
-_CLASSES = (
-    "classDef agent fill:#eef4ff,stroke:#3b5bdb,color:#1c2b5a",
-    "classDef human fill:#fff4e0,stroke:#e8590c,color:#5c2b00",
-    "classDef fallback fill:#f1f3f5,stroke:#868e96,stroke-dasharray:4 3,color:#343a40",
-    "classDef decision fill:#fff9db,stroke:#f08c00,color:#5c3c00",
-    "classDef terminal fill:#f8f9fa,stroke:#495057,color:#212529",
-    "classDef loop fill:#f8f0fc,stroke:#9c36b5",
-    "classDef parallel fill:#e7f5ff,stroke:#1971c2",
-    "classDef map fill:#ebfbee,stroke:#2f9e44,stroke-dasharray:6 3",
-    "classDef conditional fill:#fff9db,stroke:#f08c00",
-    "classDef lane fill:#ffffff,stroke:#adb5bd",
-)
+NODE_CLASSES = {
+    "agent": "fill:#eef4ff,stroke:#3b5bdb,color:#1c2b5a",
+    "human": "fill:#fff4e0,stroke:#e8590c,color:#5c2b00",
+    "fallback": "fill:#f1f3f5,stroke:#868e96,stroke-dasharray:4 3,color:#343a40",
+    "decision": "fill:#fff9db,stroke:#f08c00,color:#5c3c00",
+    "terminal": "fill:#f8f9fa,stroke:#495057,color:#212529",
+}
+#: Subgraphs are styled one by one: Mermaid ignores a class on a subgraph that edges reach.
+GROUP_STYLES = {
+    "loop": "fill:#f8f0fc,stroke:#9c36b5",
+    "parallel": "fill:#e7f5ff,stroke:#1971c2",
+    "map": "fill:#ebfbee,stroke:#2f9e44,stroke-dasharray:6 3",
+    "conditional": "fill:#fff9db,stroke:#f08c00",
+    "lane": "fill:#ffffff,stroke:#adb5bd",
+}
 
 
 @attrs.define
@@ -166,14 +169,14 @@ def to_mermaid(pipeline: Pipeline) -> str:
     """
     writer = _Writer()
     writer.emit(0, "flowchart TD")
+    for name, css in NODE_CLASSES.items():
+        writer.emit(1, f"classDef {name} {css}")
     start, end = writer.node(), writer.node()
     writer.emit(1, f'{start}(["input"]):::terminal')
     first, last = _write_lane(writer, outline(pipeline), 1)
     writer.emit(1, f'{end}(["output"]):::terminal')
     writer.emit(1, f"{start} --> {first}")
     writer.emit(1, f"{last} --> {end}")
-    for line in _CLASSES:
-        writer.emit(1, line)
     return "\n".join(writer.lines) + "\n"
 
 
@@ -206,7 +209,7 @@ def _write_block(writer: _Writer, block: Block, depth: int) -> str:
         if block.kind == "loop":
             writer.emit(depth + 1, f'{last} -.->|"{escape("again until exit")}"| {first}')
     writer.emit(depth, "end")
-    writer.emit(depth, f"class {group} {block.kind}")
+    writer.emit(depth, f"style {group} {GROUP_STYLES[block.kind]}")
     return group
 
 
@@ -216,7 +219,7 @@ def _write_boxed_lane(writer: _Writer, lane: Lane, depth: int) -> str:
     writer.emit(depth, f'subgraph {box}["{escape(label)}"]')
     _write_lane(writer, lane, depth + 1)
     writer.emit(depth, "end")
-    writer.emit(depth, f"class {box} lane")
+    writer.emit(depth, f"style {box} {GROUP_STYLES['lane']}")
     return box
 
 
