@@ -180,6 +180,12 @@ def _print_summary(console: Console, result: PipelineResult, error: str | None, 
     console.print(f"total: ${format_money(result.total_cost_usd)}, {result.total_tokens} tokens")
 
 
+#: Raised (click >= 8.2) for a group called without a command; older clicks print help.
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    cls for cls in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if cls is not None
+)
+
+
 class _OneLineErrors(click.Group):
     """Click's usage errors as one ``flujo-trio: error:`` line with exit code 2, like ours."""
 
@@ -188,6 +194,9 @@ class _OneLineErrors(click.Group):
         try:
             return super().main(*args, **kwargs)
         except click.ClickException as error:
+            if isinstance(error, _NO_ARGS_IS_HELP):  # a bare group: its help is the answer
+                error.show()
+                sys.exit(error.exit_code)
             hint = ""
             if isinstance(error, click.UsageError) and error.ctx is not None:
                 hint = f" (see: {error.ctx.command_path} --help)"
