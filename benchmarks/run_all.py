@@ -112,6 +112,15 @@ def charts(ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out.mkdir(parents=True, exist_ok=True)
+    # The two-panel charts are shown at about two thirds of their size in the docs.
+    with plt.rc_context({"font.size": 11}):
+        return _draw(plt, ours, flujo, out)
+
+
+def _draw(
+    plt: Any, ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path
+) -> list[str]:
     written = []
 
     def save(fig: Any, name: str) -> None:
@@ -121,23 +130,37 @@ def charts(ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path
         plt.close(fig)
         written.append(str(path))
 
+    # Per-step cost spans two orders of magnitude (floor ~20 µs, incumbent ~1500 µs):
+    # on a linear axis the two fast series sit flat on the floor, so the axis is log,
+    # and the values are points, not bars (a bar's length on a log axis means nothing).
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sizes = [r["steps"] for r in ours["overhead"]]
     series = {
-        "flujo-trio": [r["ours_us_per_step"] for r in ours["overhead"]],
-        "trio floor": [r["floor_us_per_step"] for r in ours["overhead"]],
+        "flujo-trio": ([r["ours_us_per_step"] for r in ours["overhead"]], "o-"),
+        "trio floor": ([r["floor_us_per_step"] for r in ours["overhead"]], "o--"),
     }
     if flujo and flujo.get("overhead"):
         by = {r["steps"]: r["us_per_step"] for r in flujo["overhead"]}
-        series["Flujo 0.6.11"] = [by.get(n, float("nan")) for n in sizes]
-    width = 0.8 / len(series)
-    for i, (label, values) in enumerate(series.items()):
-        ax.bar([x + i * width for x in range(len(sizes))], values, width, label=label)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(sizes))])
+        series["Flujo 0.6.11"] = ([by.get(n, float("nan")) for n in sizes], "s-")
+    xs = list(range(len(sizes)))
+    for label, (values, style) in series.items():
+        ax.plot(xs, values, style, label=label)
+        for x, value in zip(xs, values, strict=True):
+            ax.annotate(
+                f"{value:.0f}", (x, value), textcoords="offset points", xytext=(8, -3), fontsize=8
+            )
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([10, 30, 100, 300, 1000, 3000]))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(-0.4, len(sizes) - 0.6)
+    ax.set_xticks(xs)
     ax.set_xticklabels([f"{n} steps" for n in sizes])
-    ax.set_ylabel("µs per step")
-    ax.set_title("Sequential pipeline overhead")
-    ax.legend()
+    ax.set_ylabel("µs per step (log scale)")
+    ax.set_title("Sequential pipeline overhead (lower is better)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.86))
     save(fig, "overhead")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -204,23 +227,51 @@ def charts(ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path
     ax.legend(fontsize=8)
     save(fig, "governance")
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    # Flujo does not cancel: run() returns a normal result within milliseconds while
+    # every agent call keeps running. Drawn as a time beside ours it would read as the
+    # fastest line, so the time panel holds only runtimes that cancel, and a second
+    # panel counts the calls still running after the cancel.
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     ns = [r["in_flight"] for r in ours["cancellation"]]
-    ax.loglog(ns, [r["ours_ms"] for r in ours["cancellation"]], "o-", label="flujo-trio")
-    ax.loglog(ns, [r["floor_ms"] for r in ours["cancellation"]], "o--", label="trio floor")
-    if flujo and flujo.get("cancellation"):
-        ax.loglog(
-            [r["in_flight"] for r in flujo["cancellation"]],
-            [r["ms"] for r in flujo["cancellation"]],
-            "s-",
-            label="Flujo 0.6.11",
-        )
-    ax.set(
+    left.loglog(ns, [r["ours_ms"] for r in ours["cancellation"]], "o-", label="flujo-trio")
+    left.loglog(ns, [r["floor_ms"] for r in ours["cancellation"]], "o--", label="trio floor")
+    left.set(
         xlabel="agent calls in flight",
-        ylabel="ms from cancel to unwound",
-        title="Caller cancellation",
+        ylabel="ms from cancel to all unwound",
+        title="Caller cancellation: time to unwind",
     )
-    ax.legend()
+    left.legend(fontsize=8, loc="upper left")
+    labels = ["flujo-trio", "trio floor"]
+    still: list[list[float]] = [[0.0] * len(ns), [0.0] * len(ns)]
+    if flujo and flujo.get("cancellation"):
+        by_n = {r["in_flight"]: r for r in flujo["cancellation"]}
+        labels.append("Flujo 0.6.11")
+        still.append(
+            [
+                float(by_n[n].get("agents_still_running") or 0) if n in by_n else float("nan")
+                for n in ns
+            ]
+        )
+        left.text(
+            0.98,
+            0.04,
+            "Flujo 0.6.11 is not drawn here:\nit does not cancel (run() returns a\n"
+            "result, its calls keep running)",
+            transform=left.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#c92a2a",
+        )
+    width = 0.8 / len(labels)
+    for i, (label, counts) in enumerate(zip(labels, still, strict=True)):
+        bars = right.bar([x + i * width for x in range(len(counts))], counts, width, label=label)
+        right.bar_label(bars, fmt="%d", fontsize=8, padding=2)
+    right.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(ns))])
+    right.set_xticklabels([f"{n} in flight" for n in ns])
+    right.set_ylim(0, max(ns) * 1.15)
+    right.set(ylabel="agent calls", title="Calls still running after the cancel")
+    right.legend(fontsize=8, loc="upper left")
     save(fig, "cancellation")
     return written
 
@@ -235,11 +286,17 @@ def main() -> None:
     parser.add_argument(
         "--charts-only", action="store_true", help="redraw charts from the saved results"
     )
+    parser.add_argument(
+        "--charts-dir",
+        type=pathlib.Path,
+        default=RESULTS,
+        help="where the charts go (the docs use docs/_static/benchmarks)",
+    )
     args = parser.parse_args()
     if args.charts_only:
         saved = {p.stem: json.loads(p.read_text())["data"] for p in RESULTS.glob("*.json")}
         incumbent = saved.pop("flujo", None)
-        for path in charts(saved, incumbent, RESULTS):
+        for path in charts(saved, incumbent, args.charts_dir):
             print(f"chart: {path}")
         return
     started = time.perf_counter()
@@ -266,7 +323,7 @@ def main() -> None:
             write_results("flujo", flujo)
             incumbent_table(ours, flujo)
     if not args.no_charts:
-        for path in charts(ours, flujo, RESULTS):
+        for path in charts(ours, flujo, args.charts_dir):
             print(f"chart: {path}")
     print(f"\nresults in {RESULTS} ({time.perf_counter() - started:.0f}s)")
 

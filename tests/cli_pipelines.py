@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -10,7 +11,10 @@ import trio
 
 from flujo_trio import (
     AgentResult,
+    ConditionalStep,
     HumanStep,
+    LoopStep,
+    MapStep,
     ParallelStep,
     Runner,
     Step,
@@ -60,3 +64,26 @@ fanout = ParallelStep(
 limited = Runner(fanout, limits=UsageLimits(total_cost_usd_limit=1.0))
 interruptible = Step("first", spend("first")) >> Step("slow", hang_when_asked)
 not_a_pipeline = 42
+
+
+async def describe(data):
+    """The input's Python type and JSON form, so a test sees how the CLI parsed it."""
+    return f"{type(data).__name__} {json.dumps(data)}"
+
+
+echo = Step("describe", describe)
+ask = HumanStep("ask", message="anything?") >> Step("describe", describe)
+hostile_name = 'say "hi" <b>&amp;</b> #1; a|b'
+everything = (
+    Step("draft", spend("draft"), fallback=Step("cheap draft", spend("cheap")))
+    >> LoopStep("refine", Step("edit", spend("edit")), exit_condition=lambda out, ctx: True)
+    >> ConditionalStep(
+        "route",
+        condition=lambda data, ctx: "long",
+        branches={"long": Step("summarize", spend("summarize"))},
+        default=Step(hostile_name, spend("other")),
+    )
+    >> ParallelStep("reviews", {"style": Step("review_style", spend("style"))})
+    >> MapStep("per_item", Step("classify", spend("classify")))
+    >> HumanStep("approve")
+)

@@ -48,7 +48,9 @@ def test_exit_codes_for_failed_and_budget_exceeded(db):
     failed = cli("run", "tests.cli_pipelines:failing", "--input", "x", db=db)
     assert failed.returncode == 1
     assert json.loads(failed.stdout)["status"] == "failed"
-    over = cli("run", "tests.cli_pipelines:costly", "--cost-limit", "1.5", "--json", db=db)
+    over = cli(
+        "run", "tests.cli_pipelines:costly", "--input", "x", "--cost-limit", "1.5", "--json", db=db
+    )
     assert over.returncode == 3
     doc = json.loads(over.stdout)
     assert doc["status"] == "budget_exceeded" and doc["error"] == "Cost limit of $1.5 exceeded"
@@ -76,10 +78,10 @@ def test_pause_then_resume_with_json_input(db):
     ("args", "message"),
     [
         (["run", "tests.nowhere:pipeline"], "cannot import module 'tests.nowhere'"),
-        (["run", "tests.cli_pipelines:missing"], "has no attribute 'missing'"),
+        (["run", "tests.cli_pipelines:missing"], "has no attribute 'missing': name the"),
         (["run", "tests.cli_pipelines:not_a_pipeline"], "is a int, not a Pipeline"),
         (["run", "no-colon"], "TARGET must look like"),
-        (["run", "tests/missing_file.py:pipeline"], "no such file"),
+        (["run", "tests/missing_file.py:pipeline"], "no such file: tests/missing_file.py"),
         (
             ["run", "tests.cli_pipelines:pipeline", "--input-file", "/nope/input.txt"],
             "cannot read input file",
@@ -89,7 +91,7 @@ def test_pause_then_resume_with_json_input(db):
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_code_2(db, args, message):
-    cli("run", "tests.cli_pipelines:pipeline", db=db)  # the store exists
+    cli("run", "tests.cli_pipelines:pipeline", "--input", "x", db=db)  # the store exists
     bad = cli(*args, db=db)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
@@ -100,7 +102,7 @@ def test_a_database_that_is_not_ours_is_refused(tmp_path):
     foreign = tmp_path / "other.db"
     with sqlite3.connect(foreign) as connection:
         connection.execute("CREATE TABLE t (x)")
-    bad = cli("run", "tests.cli_pipelines:pipeline", db=foreign)
+    bad = cli("run", "tests.cli_pipelines:pipeline", "--input", "x", db=foreign)
     assert bad.returncode == 2 and "not a flujo-trio store" in bad.stderr
 
 

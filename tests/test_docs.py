@@ -35,3 +35,24 @@ def test_examples_run(page, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, name, module)
     for index, code in enumerate(blocks(page)):
         exec(compile(code, f"{page.name}[{index}]", "exec"), module.__dict__)
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in PAGES if LINK.search(p.read_text())],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_relative_links_point_at_files_in_the_repository(page):
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue  # a URL or an anchor on the same page
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.is_relative_to(ROOT), f"{target} leaves the repository"
+        assert path.exists(), f"{target} does not exist"
+
+
+def test_the_readme_names_no_file_outside_the_repository():
+    assert "../" not in (ROOT / "README.md").read_text()

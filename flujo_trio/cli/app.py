@@ -1,7 +1,8 @@
-"""The ``flujo-trio`` command line: run, resume and inspect pipelines on a SQLite store.
+"""The ``flujo-trio`` command line: run, resume, inspect and draw pipelines.
 
 Exit codes: 0 completed, 1 failed, 2 bad usage or input, 3 budget exceeded,
 4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed).
+Every error is one line, ``flujo-trio: error: ...``, on standard error.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .. import __version__
 from ..context import RunStatus
 from ..errors import (
     ConfigurationError,
@@ -36,7 +38,9 @@ from ..runtime.runner import Runner
 from ..serialization import plain_values
 from ..state.sqlite import SqliteStore
 from ..usage import UsageLimits, format_money
-from .targets import TargetError, load_target
+from .graph_page import page
+from .inputs import InputError, answer_input, run_input
+from .targets import TargetError, load_target, pipeline_of
 from .view import LiveModel, result_document, result_tree
 
 EXIT_CODES = {
@@ -50,7 +54,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 #: Errors that mean "your input is wrong": one line on stderr, exit code 2.
-_INPUT_ERRORS = (TargetError, StoreError, SerializationError, ResumeError, ConfigurationError)
+_INPUT_ERRORS = (
+    TargetError,
+    InputError,
+    StoreError,
+    SerializationError,
+    ResumeError,
+    ConfigurationError,
+)
 
 db_option = click.option(
     "--db",
@@ -64,14 +75,6 @@ db_option = click.option(
 def fail(message: str) -> NoReturn:
     click.echo(f"flujo-trio: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
-
-
-def parse_answer(text: str) -> Any:
-    """A human answer: JSON when it parses (objects, numbers, true/false), else the text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def build_runner(target: str, db: str, limits: UsageLimits | None) -> Runner:
@@ -171,32 +174,54 @@ def _print_summary(console: Console, result: PipelineResult, error: str | None, 
     console.print(f"total: ${format_money(result.total_cost_usd)}, {result.total_tokens} tokens")
 
 
-def read_input(text: str | None, path: Path | None) -> Any:
-    if text is not None and path is not None:
-        fail("give --input or --input-file, not both")
-    if path is None:
-        return text
-    try:
-        content = path.read_text()
-    except OSError as error:
-        fail(f"cannot read input file {path}: {error.strerror or error}")
-    if path.suffix == ".json":
+#: Raised (click >= 8.2) for a group called without a command; older clicks print help.
+_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    cls for cls in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if cls is not None
+)
+
+
+class _OneLineErrors(click.Group):
+    """Click's usage errors as one ``flujo-trio: error:`` line with exit code 2, like ours."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
         try:
-            return json.loads(content)
-        except json.JSONDecodeError as error:
-            fail(f"input file {path} is not valid JSON: {error}")
-    return content
+            return super().main(*args, **kwargs)
+        except click.ClickException as error:
+            if isinstance(error, _NO_ARGS_IS_HELP):  # a bare group: its help is the answer
+                error.show()
+                sys.exit(error.exit_code)
+            hint = ""
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                hint = f" (see: {error.ctx.command_path} --help)"
+            click.echo(f"flujo-trio: error: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("flujo-trio: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="flujo-trio", message="%(prog)s %(version)s"
+)
 def main() -> None:
-    """Run, resume and inspect flujo-trio pipelines."""
+    """Run, resume, inspect and draw flujo-trio pipelines."""
 
 
 @main.command("run")
 @click.argument("target")
-@click.option("--input", "input_text", help="Input text for the first step.")
-@click.option("--input-file", type=click.Path(path_type=Path), help="Read the input from a file.")
+@click.option(
+    "--input",
+    "input_text",
+    metavar="TEXT",
+    help="The first step's input: JSON when it parses, else text; - reads standard input.",
+)
+@click.option(
+    "--input-file",
+    type=click.Path(path_type=Path),
+    help="Read the input from a file (a .json file is parsed).",
+)
 @click.option("--cost-limit", type=click.FloatRange(min=0), help="Cost limit in USD.")
 @click.option("--token-limit", type=click.IntRange(min=0), help="Token limit.")
 @db_option
@@ -213,12 +238,12 @@ def run_command(
     as_json: bool,
 ) -> None:
     """Run TARGET (package.module:attr or path/to/file.py:attr: a Pipeline or Runner)."""
-    data = read_input(input_text, input_file)
     limits = None
     if cost_limit is not None or token_limit is not None:
         limits = UsageLimits(total_cost_usd_limit=cost_limit, total_tokens_limit=token_limit)
     try:
         runner = build_runner(target, db, limits)
+        data = run_input(input_text, input_file)
     except _INPUT_ERRORS as error:
         fail(str(error))
 
@@ -230,7 +255,12 @@ def run_command(
 
 @main.command("resume")
 @click.argument("run_id")
-@click.option("--input", "input_text", help="The person's answer (JSON or text).")
+@click.option(
+    "--input",
+    "input_text",
+    metavar="ANSWER",
+    help="The person's answer: JSON when it parses, else text; - reads standard input.",
+)
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document, no live view.")
 def resume_command(run_id: str, input_text: str | None, db: str, as_json: bool) -> None:
@@ -246,19 +276,70 @@ def resume_command(run_id: str, input_text: str | None, db: str, as_json: bool) 
     if summary.origin is None:
         fail(f"run {run_id!r} was not started from the CLI; resume it from Python")
     try:
+        answer = answer_input(input_text)
         runner = build_runner(summary.origin, db, None)
         with runner.plan.allowing():
             state = trio.run(runner.store.load_run, run_id)
     except _INPUT_ERRORS as error:
         fail(str(error))
     assert state is not None
+    _check_resumable(state.status, state.context.pause_message, run_id, answer, db)
     runner = attrs.evolve(runner, limits=state.limits)
-    answer = parse_answer(input_text) if input_text is not None else None
 
     def open_stream() -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
         return runner.stream_resume(run_id, answer)
 
     sys.exit(trio.run(lambda: drive(runner, open_stream, as_json=as_json, db=db)))
+
+
+def _check_resumable(
+    status: RunStatus, pause_message: str | None, run_id: str, answer: Any, db: str
+) -> None:
+    """Say in CLI words what a resume needs, before the runtime says it in Python's."""
+    if status is RunStatus.PAUSED and answer is None:
+        asked = f" ({pause_message!r})" if pause_message else ""
+        fail(
+            f"run {run_id!r} is paused, waiting for a person's answer{asked}: give it with "
+            f"flujo-trio resume {run_id} --input ANSWER --db {db} (JSON or text)"
+        )
+    if status not in (RunStatus.PAUSED, RunStatus.COMPLETED, RunStatus.FAILED) and (
+        answer is not None
+    ):
+        fail(
+            f"run {run_id!r} is {status.value}, not paused, so it takes no --input: "
+            f"continue it with flujo-trio resume {run_id} --db {db}"
+        )
+
+
+@main.command("graph")
+@click.argument("target")
+@click.option("--html", "as_html", is_flag=True, help="A self-contained HTML page, not Mermaid.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+def graph_command(target: str, as_html: bool, output: Path | None) -> None:
+    """Draw TARGET's shape: Mermaid flowchart text, or with --html a page that draws it."""
+    try:
+        loaded = load_target(target)
+    except _INPUT_ERRORS as error:
+        fail(str(error))
+    pipeline = pipeline_of(loaded)
+    if as_html:
+        name = loaded.name if isinstance(loaded, Runner) else pipeline.name
+        text = page(pipeline, name)
+    else:
+        text = pipeline.to_mermaid()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    click.echo(f"wrote {output}", err=True)
 
 
 @main.group("runs")

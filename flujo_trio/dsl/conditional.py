@@ -10,6 +10,7 @@ import attrs
 from ..errors import ConfigurationError
 from ..usage import UsageLimits
 from .base import check_callable, check_limits, check_name
+from .outline import Block, Group, Lane, key_label
 from .pipeline import Pipeline, StepBase, as_pipeline
 
 
@@ -52,6 +53,14 @@ class ConditionalStep(StepBase):
             fn = getattr(self, what)
             if fn is not None:
                 check_callable(owner, what, fn)
+
+    def outline(self) -> Block:
+        lanes = tuple(
+            Lane(key_label(key), body.outline().blocks) for key, body in self.branches.items()
+        )
+        if self.default is not None:
+            lanes += (Lane(None, self.default.outline().blocks),)
+        return Group("conditional", self.name, "", lanes)
 
     def nested(self) -> tuple[StepBase, ...]:
         bodies = [*self.branches.values(), *([self.default] if self.default else [])]

@@ -9,6 +9,7 @@ import attrs
 from ..errors import ConfigurationError
 from ..usage import UsageLimits
 from .base import check_limits, check_name
+from .outline import Block, Leaf
 from .pipeline import StepBase
 
 
@@ -35,3 +36,6 @@ class HumanStep(StepBase):
 
     def __attrs_post_init__(self) -> None:
         check_name("HumanStep", self.name)
+
+    def outline(self) -> Block:
+        return Leaf("human", self.name)

@@ -10,6 +10,7 @@ import attrs
 from ..errors import ConfigurationError
 from ..usage import UsageLimits
 from .base import check_callable, check_limits, check_name
+from .outline import Block, Group
 from .pipeline import Pipeline, StepBase, as_pipeline
 
 
@@ -54,3 +55,6 @@ class LoopStep(StepBase):
 
     def nested(self) -> tuple[StepBase, ...]:
         return self.body.steps
+
+    def outline(self) -> Block:
+        return Group("loop", self.name, f"max {self.max_loops}", (self.body.outline(),))

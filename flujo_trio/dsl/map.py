@@ -10,6 +10,7 @@ import attrs
 from ..errors import ConfigurationError
 from ..usage import UsageLimits
 from .base import check_executor, check_limits, check_name
+from .outline import Block, Group
 from .parallel import check_concurrency
 from .pipeline import Pipeline, StepBase, as_pipeline
 
@@ -57,3 +58,9 @@ class MapStep(StepBase):
 
     def nested(self) -> tuple[StepBase, ...]:
         return self.body.steps
+
+    def outline(self) -> Block:
+        detail = "for each item" + (
+            f", {self.max_concurrency} at a time" if self.max_concurrency else ""
+        )
+        return Group("map", self.name, detail, (self.body.outline(),))

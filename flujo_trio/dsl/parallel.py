@@ -11,6 +11,7 @@ import attrs
 from ..errors import ConfigurationError
 from ..usage import UsageLimits
 from .base import check_executor, check_limits, check_name
+from .outline import Block, Group, Lane
 from .pipeline import Pipeline, StepBase, as_pipeline
 
 
@@ -89,3 +90,11 @@ class ParallelStep(StepBase):
 
     def nested(self) -> tuple[StepBase, ...]:
         return tuple(step for body in self.branches.values() for step in body.steps)
+
+    def outline(self) -> Block:
+        merge = self.merge_strategy
+        detail = "merge: " + (merge.value if isinstance(merge, MergeStrategy) else "custom")
+        if self.max_concurrency:
+            detail += f", {self.max_concurrency} at a time"
+        lanes = tuple(Lane(key, body.outline().blocks) for key, body in self.branches.items())
+        return Group("parallel", self.name, detail, lanes)

@@ -12,6 +12,8 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigurationError
+from .mermaid import to_mermaid
+from .outline import Block, Lane, Leaf
 
 
 class StepBase:
@@ -26,6 +28,10 @@ class StepBase:
     def nested(self) -> tuple[StepBase, ...]:
         """Steps declared inside this one (for validation and tree walks)."""
         return ()
+
+    def outline(self) -> Block:
+        """This step as a block of a drawing (step kinds with bodies override it)."""
+        return Leaf("step", self.name)
 
 
 def _as_steps(value: Iterable[Any]) -> tuple[StepBase, ...]:
@@ -76,6 +82,17 @@ class Pipeline:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def outline(self) -> Lane:
+        """The pipeline as nested blocks, in declared order (what its drawings render)."""
+        return Lane(None, tuple(step.outline() for step in self.steps))
+
+    def to_mermaid(self) -> str:
+        """Mermaid flowchart text of this pipeline's shape, for docs, reviews and issues.
+
+        .. versionadded:: 0.2
+        """
+        return to_mermaid(self.outline())
 
 
 def as_pipeline(owner: str, body: object) -> Pipeline:

@@ -18,6 +18,7 @@ from .conditional import ConditionalStep
 from .human import HumanStep
 from .loop import LoopStep
 from .map import MapStep
+from .outline import key_label
 from .parallel import ParallelStep
 from .pipeline import Pipeline, StepBase
 from .step import Step
@@ -62,11 +63,6 @@ _KIND_BY_TYPE: dict[type, str] = {
 }
 
 
-def branch_label(key: object) -> str:
-    """A conditional branch key as it is stored (keys may be any hashable)."""
-    return key if isinstance(key, str) else repr(key)
-
-
 def pipeline_shape(pipeline: Pipeline) -> Shape:
     """The shape of ``pipeline`` (iterative, so nesting depth is not limited by recursion)."""
     root: Shape = []
@@ -87,7 +83,7 @@ def pipeline_shape(pipeline: Pipeline) -> Shape:
                 node["branches"] = []
                 for key, body in step.branches.items():
                     inner: Shape = []
-                    node["branches"].append([branch_label(key), inner])
+                    node["branches"].append([key_label(key), inner])
                     stack.append((body.steps, inner))
                 if isinstance(step, ConditionalStep) and step.default is not None:
                     node["default"] = []

@@ -14,6 +14,7 @@ from ..checks import Plugin, Processors, Validator
 from ..errors import ConfigurationError
 from ..usage import Usage, UsageLimits
 from .base import check_callable, check_limits, check_name
+from .outline import Block, Leaf
 from .pipeline import StepBase
 
 ValidationMode = Literal["fail", "drop", "warn"]
@@ -157,6 +158,14 @@ class Step(StepBase):
             seen_ids.add(id(current))
             seen_names.append(current.name)
             current = current.fallback
+
+    def outline(self) -> Block:
+        chain: list[str] = []
+        fallback = self.fallback
+        while fallback is not None:
+            chain.append(fallback.name)
+            fallback = fallback.fallback
+        return Leaf("agent", self.name, tuple(chain))
 
     @property
     def retry_backoff(self) -> Backoff | None:

@@ -280,9 +280,7 @@ async def _one_call(
                 _RequestGate(governor, scope, frame, record, number)
             )
         if "emit" in accepts:
-            kwargs["emit"] = Emitter(
-                bus.emit if bus.active else None, run.run_id, frame.step_label
-            )
+            kwargs["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
     error_message: str | None = None
     retryable, retry_after, estimated = True, None, False
     output: Any = None

@@ -39,12 +39,12 @@ class BudgetScope:
         "parent",
         "reserved_cost",
         "reserved_tokens",
+        "scopes",
         "spent_cost",
         "spent_requests",
         "spent_tokens",
         "stop",
         "stop_message",
-        "scopes",
     )
 
     def __init__(

@@ -28,10 +28,10 @@ class StepRecord:
     """The mutable builder of one :class:`StepResult`."""
 
     __slots__ = (
-        "address",
-        "attempts",
         "_children",
         "_metadata",
+        "address",
+        "attempts",
         "branch_context",
         "cost",
         "denied",
