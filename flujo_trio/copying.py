@@ -14,8 +14,6 @@ import copy
 import enum
 from typing import Any, TypeVar
 
-import attrs
-
 from .errors import SerializationError
 
 T = TypeVar("T")
@@ -67,14 +65,19 @@ def deep_copy(value: T, *, what: str = "a value") -> T:
 def copy_attrs_fields(instance: T, *, what: str = "a value") -> T:
     """A deep copy of an attrs instance built field by field (the fast path for contexts)."""
     cls = type(instance)
-    if not attrs.has(cls) or hasattr(instance, "__deepcopy__") or hasattr(instance, "__dict__"):
+    fields = getattr(cls, "__attrs_attrs__", None)
+    if fields is None or hasattr(instance, "__deepcopy__") or hasattr(instance, "__dict__"):
         return deep_copy(instance, what=what)
     memo: dict[int, Any] = {}
+    setter = object.__setattr__
     try:
         clone = object.__new__(cls)
         memo[id(instance)] = clone
-        for field in attrs.fields(cls):
-            object.__setattr__(clone, field.name, _copy(getattr(instance, field.name), memo))
+        for field in fields:
+            value = getattr(instance, field.name)
+            if type(value) not in _ATOMS:
+                value = _copy(value, memo)
+            setter(clone, field.name, value)
     except RecursionError as error:
         raise SerializationError(f"Cannot copy {what}: it is nested too deeply") from error
     except Exception as error:
@@ -82,4 +85,4 @@ def copy_attrs_fields(instance: T, *, what: str = "a value") -> T:
             f"Cannot copy {what} ({type(error).__name__}: {error}): keep only copyable "
             "values in the context"
         ) from error
-    return clone  # type: ignore[return-value]
+    return clone

@@ -120,6 +120,18 @@ class Step(StepBase):
         ),
     )
     """Whether anything runs after the agent call (output processors, plugins, validators)."""
+    plain: bool = attrs.field(
+        init=False,
+        eq=False,
+        repr=False,
+        default=attrs.Factory(
+            lambda step: (
+                not (step.has_checks or step.processors.input or step.fallback or step.limits)
+            ),
+            takes_self=True,
+        ),
+    )
+    """Nothing but the agent's attempts: the runtime takes its shortest path."""
     touches_context: bool = attrs.field(
         init=False,
         eq=False,

@@ -12,6 +12,8 @@ paying for them again.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -64,13 +66,20 @@ class Calls:
 
     __slots__ = ("number", "prior")
 
-    def __init__(self, prior: dict[CallKey, CallRecord]) -> None:
+    def __init__(self, prior: Mapping[CallKey, CallRecord]) -> None:
         self.number = 0
         self.prior = prior
 
-    def next(self) -> tuple[int, CallRecord | None]:
+    def next(self) -> int:
         self.number += 1
-        return self.number, self.prior.get((self.number, 0)) if self.prior else None
+        return self.number
+
+    def earlier(self, number: int) -> CallRecord | None:
+        """What an earlier execution journaled of call ``number`` (None on a fresh run)."""
+        return self.prior.get((number, 0)) if self.prior else None
+
+
+_NO_CALLS: Mapping[CallKey, CallRecord] = MappingProxyType({})
 
 
 async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord) -> None:
@@ -86,9 +95,11 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
             _save(frame, record, before)
             return
     replay = run.replay
-    calls = Calls(replay.calls_at(frame.address) if replay is not None else {})
+    calls = Calls(replay.calls_at(frame.address) if replay is not None else _NO_CALLS)
     cost_before, tokens_before = record.cost, record.tokens
-    if step.fallback is None:
+    if step.plain:
+        outcome = await _call_with_retries(step, data, frame, record, calls, frame.scope)
+    elif step.fallback is None:
         outcome = await _run_primary(step, data, frame, record, calls)
     else:
         outcome = await _with_fallback(step, data, frame, record, calls)
@@ -106,7 +117,7 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
 
 def _save(frame: Frame, record: StepRecord, before: dict[str, Any] | None) -> None:
     changes = changes_since(before, frame.context) if before is not None else None
-    frame.run.journal.record(record.saved(changes))
+    frame.run.journal.record_step(record, changes)
 
 
 async def _with_fallback(
@@ -198,10 +209,12 @@ async def _call_with_retries(
     step: Step, data: Any, frame: Frame, record: StepRecord, calls: Calls, scope: BudgetScope
 ) -> Outcome:
     run = frame.run
-    governor, journal = run.governor, run.journal
+    governor, journal, bus = run.governor, run.journal, run.bus
+    call = step.call
     errors: list[str] = []
     while True:
-        number, prior = calls.next()
+        number = calls.next()
+        prior = calls.earlier(number)
         if prior is not None:
             replayed = _replay_call(prior, frame, record, scope, errors)
             if replayed is not None:
@@ -215,7 +228,8 @@ async def _call_with_retries(
             return Outcome(None, str(error))
         except Exception as error:
             return Outcome(None, f"Step {step.name!r}: reserve callable raised {error!r}")
-        admitted = await governor.reserve(scope, reserve)
+        free = governor.admit_now(scope, reserve) if number == 1 else None
+        admitted = free if free is not None else await governor.reserve(scope, reserve)
         if isinstance(admitted, Denial):
             # The call never starts. The step fails without cancelling anyone, so calls
             # already admitted finish and are not wasted.
@@ -232,100 +246,144 @@ async def _call_with_retries(
                 governor.settle(grant, NO_USAGE)  # it never started
                 raise
         record.attempts += 1
-        failure = await _one_call(step, data, frame, record, scope, grant, reserve, number, errors)
+        meter, kwargs = _offered(step, frame, record, scope, number, errors)
+        # One coroutine frame around the agent call: at 10,000 branches in flight, every
+        # layer kept alive here is 10,000 frames for the garbage collector to walk.
+        failure: _Failure | None = None
+        output: Any = None
+        try:
+            if step.timeout_s is not None:
+                with trio.fail_after(step.timeout_s):
+                    raw = await _invoke(call, data, kwargs)
+            else:
+                raw = call.fn(data, **kwargs) if kwargs else call.fn(data)
+                if call.is_coroutine or inspect.isawaitable(raw):
+                    raw = await raw
+            output, usage = usage_of_output(raw)
+        except trio.TooSlowError:
+            usage, estimated = _interrupted_usage(meter, reserve)
+            message = f"Agent timed out after {format_money(money(step.timeout_s or 0))}s"
+            failure = _Failure(message, True, None, estimated)
+        except trio.Cancelled:
+            usage, estimated = _interrupted_usage(meter, reserve)
+            _settled(step, frame, record, grant, number, usage, meter, None, True)
+            raise
+        except UnusableUsage as error:
+            usage = reserve
+            failure = _Failure(f"Agent reported unusable usage: {error}", False, None, True)
+        except Exception as error:
+            usage = usage_of_error(error)
+            after = getattr(error, "retry_after", None)
+            failure = _Failure(
+                str(error) or type(error).__name__,
+                getattr(error, "retryable", True) is not False,
+                float(after) if isinstance(after, int | float) else None,
+                False,
+            )
+        stopped_run = _settled(
+            step, frame, record, grant, number, usage, meter, failure, False, output
+        )
+        if bus.active:
+            await _usage_event(run, stopped_run)
         if failure is None:
-            return Outcome(record.output)
-        message, retryable, retry_after = failure
-        errors.append(message)
-        if not retryable or len(errors) > step.max_retries:
+            return Outcome(output)
+        errors.append(failure.message)
+        if not failure.retryable or len(errors) > step.max_retries:
             break
         backoff = step.retry_backoff
         delay = (
-            backoff.delay(len(errors), retry_after=retry_after)
+            backoff.delay(len(errors), retry_after=failure.retry_after)
             if backoff is not None
-            else (retry_after or 0.0)
+            else (failure.retry_after or 0.0)
         )
         if delay > 0:
             await trio.sleep(delay)
     return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}")
 
 
-async def _one_call(
+_NO_KWARGS: dict[str, Any] = {}  # never mutated: passed as ``**{}`` at most
+
+
+class _Failure:
+    __slots__ = ("estimated", "message", "retry_after", "retryable")
+
+    def __init__(
+        self, message: str, retryable: bool, retry_after: float | None, estimated: bool
+    ) -> None:
+        self.message, self.retryable = message, retryable
+        self.retry_after, self.estimated = retry_after, estimated
+
+
+def _offered(
     step: Step,
-    data: Any,
     frame: Frame,
     record: StepRecord,
     scope: BudgetScope,
-    grant: Grant,
-    reserve: Usage,
     number: int,
     errors: list[str],
-) -> tuple[str, bool, float | None] | None:
-    """One agent call; None when it succeeded, else (why, retryable, retry_after)."""
-    run = frame.run
-    governor, journal, bus = run.governor, run.journal, run.bus
-    call = step.call
-    accepts = call.accepts
+) -> tuple[UsageMeter | None, dict[str, Any]]:
+    """The keyword arguments this agent accepts, and its usage meter if it takes one."""
+    accepts = step.call.accepts
+    if not accepts:
+        return None, _NO_KWARGS
     kwargs: dict[str, Any] = {}
     meter: UsageMeter | None = None
-    if accepts:
-        if "context" in accepts:
-            kwargs["context"] = frame.context
-        if "feedback" in accepts:
-            kwargs["feedback"] = list(errors)
-        if "resources" in accepts:
-            kwargs["resources"] = run.resources
-        if "meter" in accepts:
-            meter = kwargs["meter"] = UsageMeter(
-                _RequestGate(governor, scope, frame, record, number)
-            )
-        if "emit" in accepts:
-            kwargs["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
-    error_message: str | None = None
-    retryable, retry_after, estimated = True, None, False
-    output: Any = None
-    try:
-        if step.timeout_s is not None:
-            with trio.fail_after(step.timeout_s):
-                raw = await _invoke(call, data, kwargs)
-        else:
-            raw = call.fn(data, **kwargs) if kwargs else call.fn(data)
-            if call.is_coroutine or inspect.isawaitable(raw):
-                raw = await raw
-        output, usage = usage_of_output(raw)
-    except trio.TooSlowError:
-        usage, estimated = _interrupted_usage(meter, reserve)
-        error_message = f"Agent timed out after {format_money(money(step.timeout_s or 0))}s"
-    except trio.Cancelled:
-        usage, estimated = _interrupted_usage(meter, reserve)
-        governor.settle(grant, _own(usage, meter), estimated=estimated)
-        record.charge(_own(usage, meter))
-        if estimated:
-            record.metadata["usage_estimated"] = True
-        journal.record(
-            _call_record(frame, number, CallStatus.INTERRUPTED, usage=usage, estimated=estimated)
+    run = frame.run
+    if "context" in accepts:
+        kwargs["context"] = frame.context
+    if "feedback" in accepts:
+        kwargs["feedback"] = list(errors)
+    if "resources" in accepts:
+        kwargs["resources"] = run.resources
+    if "meter" in accepts:
+        meter = kwargs["meter"] = UsageMeter(
+            _RequestGate(run.governor, scope, frame, record, number)
         )
-        raise
-    except UnusableUsage as error:
-        usage, estimated = reserve, True
-        error_message, retryable = f"Agent reported unusable usage: {error}", False
-    except Exception as error:
-        usage = usage_of_error(error)
-        error_message = str(error) or type(error).__name__
-        retryable = getattr(error, "retryable", True) is not False
-        after = getattr(error, "retry_after", None)
-        retry_after = float(after) if isinstance(after, int | float) else None
+    if "emit" in accepts:
+        bus = run.bus
+        kwargs["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
+    return meter, kwargs
+
+
+def _settled(
+    step: Step,
+    frame: Frame,
+    record: StepRecord,
+    grant: Grant,
+    number: int,
+    usage: Usage,
+    meter: UsageMeter | None,
+    failure: _Failure | None,
+    interrupted: bool,
+    output: Any = None,
+) -> bool:
+    """Account for one ended call: the governor, the step's record and the journal.
+
+    ``interrupted``: the call was cancelled (``usage`` is what it reported, else an
+    estimate). Returns whether this call's spend stopped the run.
+    """
+    run = frame.run
+    governor, journal = run.governor, run.journal
     own = _own(usage, meter)
+    if interrupted:
+        estimated = meter is None or not meter.reported
+    else:
+        estimated = failure is not None and failure.estimated
     stop_before = governor.root.stop
     governor.settle(grant, own, estimated=estimated)
     record.charge(own)
     if estimated:
         record.metadata["usage_estimated"] = True
+    if interrupted:
+        journal.record(
+            _call_record(frame, number, CallStatus.INTERRUPTED, usage=usage, estimated=estimated)
+        )
+        return False
     if step.reserve is not None and grant.exceeded_by(own):
         record.metadata["reservation_exceeded"] = True
-    if error_message is None:
+    if failure is None:
         record.output = output
-        if journal.durable or bus.active or step.cache is not None or step.has_checks:
+        if journal.durable or run.bus.active or step.cache is not None or step.has_checks:
             # Something may stop the step before it is saved: keep the paid call's output.
             journal.record(
                 _call_record(frame, number, CallStatus.SUCCEEDED, usage=usage, output=output)
@@ -337,21 +395,24 @@ async def _one_call(
                 number,
                 CallStatus.FAILED,
                 usage=usage,
-                error=error_message,
-                retryable=retryable,
+                error=failure.message,
+                retryable=failure.retryable,
                 estimated=estimated,
             )
         )
-    if bus.active:
-        total, statistics = governor.spent, governor.statistics()
-        if governor.root.stop is not stop_before:
-            # This call's spend stopped the run: its usage event is still delivered.
-            with trio.move_on_after(EVENT_SHIELD_S) as shielded:
-                shielded.shield = True
-                await bus.usage(total, statistics)
-        else:
+    return governor.root.stop is not stop_before
+
+
+async def _usage_event(run: Any, stopped_run: bool) -> None:
+    governor, bus = run.governor, run.bus
+    total, statistics = governor.spent, governor.statistics()
+    if stopped_run:
+        # This call's spend stopped the run: its usage event is still delivered.
+        with trio.move_on_after(EVENT_SHIELD_S) as shielded:
+            shielded.shield = True
             await bus.usage(total, statistics)
-    return None if error_message is None else (error_message, retryable, retry_after)
+    else:
+        await bus.usage(total, statistics)
 
 
 async def _invoke(call: Any, data: Any, kwargs: dict[str, Any]) -> Any:

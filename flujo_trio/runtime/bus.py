@@ -39,10 +39,11 @@ class EventBus:
     control: RunControl
     limits: UsageLimits
     run_id: str
+    active: bool = attrs.field(init=False)
+    """Whether anybody listens; checked before building any event (most runs: nobody)."""
 
-    @property
-    def active(self) -> bool:
-        return bool(self.hooks) or self.stream is not None
+    def __attrs_post_init__(self) -> None:
+        self.active = bool(self.hooks) or self.stream is not None
 
     async def emit(self, event: Event, *, hooks_only: bool = False) -> None:
         for hook in self.hooks:
@@ -63,6 +64,7 @@ class EventBus:
                 # The consumer left the stream; it is cancelling this run, which must
                 # end as cancelled, not fail on the closed channel.
                 self.stream = None
+                self.active = bool(self.hooks)
 
     async def step_started(self, path: tuple[str, ...]) -> None:
         if self.active:

@@ -150,7 +150,7 @@ async def _run_job(
         else:
             await _scoped_job(job, job_frame, record, job_limits)
         record.branch_context = job_frame.context
-        run.journal.record(record.saved())
+        run.journal.record_step(record)
         failed = record.status is StepStatus.FAILED
         if failed and cancel_on_failure is not None and not run.control.denied:
             cancel_on_failure.cancel(reason=f"flujo-trio: {job.name!r} failed: {record.feedback}")

@@ -120,6 +120,14 @@ class Governor:
 
     # -- admission -------------------------------------------------------------------------
 
+    def admit_now(self, scope: BudgetScope, usage: Usage) -> Grant | None:
+        """A grant without asking, when nothing anywhere is limited (nothing can be
+        denied or wait); None otherwise: then :meth:`reserve`. The caller must already
+        have been at a cancellation point (a run that stopped starts no call)."""
+        if self._limited_anywhere:
+            return None
+        return self._admit(scope.scopes, usage, money(usage.cost_usd))
+
     async def reserve(self, scope: BudgetScope, usage: Usage) -> Grant | Denial:
         """Admission for one call: a grant, or why it can never fit. May wait for room."""
         await trio.lowlevel.checkpoint_if_cancelled()

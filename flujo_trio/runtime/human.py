@@ -33,4 +33,4 @@ async def run_human(step: HumanStep, data: Any, frame: Frame, record: StepRecord
         context.hitl_history.append(HumanInteraction(message, answer))
         context.pause_message = None
         record.finish(True, answer)
-    run.journal.record(record.saved(changes_since(before, context)))
+    run.journal.record_step(record, changes_since(before, context))

@@ -109,7 +109,7 @@ class Kernel:
         else:
             await actor(step, data, frame, record)
         if not leaf and record.status is not None:
-            run.journal.record(record.saved())
+            run.journal.record_step(record)
         if bus.active:
             await bus.step_finished(frame.path, record)
         return record

@@ -209,7 +209,17 @@ class StepRecord:
     def to_result(self, interrupted: str = "the run stopped") -> StepResult:
         """The result as of now; a step that never finished reads as cancelled, with
         ``interrupted`` as the reason (the record itself is left as it is)."""
-        cost, tokens = self.total()
+        return self._result(interrupted)[0]
+
+    def _result(self, interrupted: str) -> tuple[StepResult, Decimal]:
+        """The result and its exact cost, children first (each subtree summed once)."""
+        children: list[StepResult] = []
+        cost, tokens = self.cost, self.tokens
+        for child in self._children or ():
+            result, child_cost = child._result(interrupted)
+            children.append(result)
+            cost += child_cost
+            tokens += result.token_counts
         metadata = dict(self._metadata) if self._metadata else {}
         feedback, latency = self.feedback, self.latency_s
         status = self.status
@@ -220,7 +230,7 @@ class StepRecord:
             feedback = feedback or f"Cancelled: {interrupted}"
             if latency is None:
                 latency = trio.current_time() - self.started_at
-        return StepResult(
+        result = StepResult(
             name=self.name,
             output=self.output,
             success=status is StepStatus.OK,
@@ -231,5 +241,6 @@ class StepRecord:
             feedback=feedback,
             metadata=metadata,
             branch_context=self.branch_context,
-            step_history=[child.to_result(interrupted) for child in self._children or ()],
+            step_history=children,
         )
+        return result, cost
