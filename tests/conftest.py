@@ -1,0 +1,45 @@
+"""A real PostgreSQL server for the tests that need one.
+
+``FLUJO_TRIO_TEST_POSTGRES_DSN`` points the tests at a server of yours; without it the
+session starts a throwaway server (``tests/pg_server.py``) on first use and stops it at
+the end. When neither works the Postgres tests fail with the reason: they are never
+skipped. Each test gets a PostgreSQL schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.pg_server import DSN_VARIABLE, throwaway_server
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    own = os.environ.get(DSN_VARIABLE)
+    if own:
+        yield own
+        return
+    with throwaway_server() as dsn:
+        yield dsn
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@pytest.fixture
+def pg_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh schema name for this test's store (the store creates it)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    drop_schema(postgres_dsn, schema)
