@@ -38,6 +38,42 @@ def drop_schema(dsn: str, schema: str) -> None:
 
 
 @pytest.fixture
+def pg_database(postgres_dsn: str) -> Iterator[str]:
+    """The DSN of a fresh database, for programs that use the store's default schema
+    (the CLI, worker processes); dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = conninfo_to_url(make_conninfo(postgres_dsn, dbname=name))
+    yield params
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def conninfo_to_url(conninfo: str) -> str:
+    """A ``postgresql://`` URL for a DSN (the CLI's ``--db`` takes URLs)."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(conninfo)
+    user = quote(str(params.pop("user", "")), safe="")
+    password = params.pop("password", None)
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = str(params.pop("host", ""))
+    port = f":{params.pop('port')}" if params.get("port") else ""
+    dbname = quote(str(params.pop("dbname", "")), safe="")
+    query = "&".join(f"{key}={quote(str(value), safe='')}" for key, value in params.items())
+    return f"postgresql://{auth}{host}{port}/{dbname}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
 def pg_schema(postgres_dsn: str) -> Iterator[str]:
     """A fresh schema name for this test's store (the store creates it)."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
