@@ -62,25 +62,19 @@ _INSERT_RUN = """
         %(initial_context)s::json, %(limits)s::json, %(shape)s::json)
 """
 
-_INSERT_ENTRIES = """
+_INSERT_ENTRY = """
     INSERT INTO {journal} (run_id, seq, kind, address, entry)
-    SELECT %(run_id)s, %(first)s + e.n - 1, e.kind, e.address::json, e.entry::json
-    FROM unnest(%(kinds)s::text[], %(addresses)s::text[], %(entries)s::text[])
-        WITH ORDINALITY AS e (kind, address, entry, n)
+    VALUES (%s, %s, %s, %s::json, %s::json)
 """
 
-# One statement, so one round trip: the owner check, the entries, and the header.
+# One statement, so one round trip: the owner check, the entries (``{added}``, see
+# ``_added``) and the header.
 _APPEND = """
     WITH owned AS (
         SELECT run_id, next_seq FROM {runs}
         WHERE run_id = %(run_id)s AND owner = %(owner)s
         FOR UPDATE
-    ), added AS (
-        INSERT INTO {journal} (run_id, seq, kind, address, entry)
-        SELECT owned.run_id, owned.next_seq + e.n - 1, e.kind, e.address::json, e.entry::json
-        FROM owned, unnest(%(kinds)s::text[], %(addresses)s::text[], %(entries)s::text[])
-            WITH ORDINALITY AS e (kind, address, entry, n)
-    )
+    ){added}
     UPDATE {runs} AS r SET
         total_cost_usd = %(cost)s, total_tokens = %(tokens)s, total_requests = %(requests)s,
         updated_at = %(now)s, next_seq = owned.next_seq + %(count)s, version = r.version + 1,
@@ -92,14 +86,29 @@ _APPEND = """
     FROM owned WHERE r.run_id = owned.run_id
 """
 
+_ADD_ENTRIES = """, added AS (
+        INSERT INTO {journal} (run_id, seq, kind, address, entry)
+        SELECT owned.run_id, owned.next_seq + e.n, e.kind, e.address::json, e.entry::json
+        FROM owned, (VALUES {rows}) AS e (n, kind, address, entry)
+    )"""
 
-def _entry_arrays(entries: Sequence[EncodedEntry]) -> dict[str, Any]:
-    return {
-        "kinds": [entry.kind for entry in entries],
-        "addresses": [entry.address for entry in entries],
-        "entries": [entry.data for entry in entries],
-        "count": len(entries),
-    }
+
+def _added(template: str, entries: Sequence[EncodedEntry]) -> tuple[str, dict[str, Any]]:
+    """The entries as a VALUES list of scalar parameters: one statement text per batch
+    size (each prepared once per connection), and far cheaper to send than arrays."""
+    if not entries:
+        return "", {}
+    rows = ", ".join(f"({n}, %(k{n})s::text, %(a{n})s, %(e{n})s)" for n in range(len(entries)))
+    values: dict[str, Any] = {}
+    for n, entry in enumerate(entries):
+        values.update({f"k{n}": entry.kind, f"a{n}": entry.address, f"e{n}": entry.data})
+    return template.replace("{rows}", rows), values
+
+
+def _entry_rows(run_id: str, entries: Sequence[EncodedEntry]) -> list[tuple[Any, ...]]:
+    return [
+        (run_id, seq, entry.kind, entry.address, entry.data) for seq, entry in enumerate(entries)
+    ]
 
 
 def _check_pool_size(value: object) -> int:
@@ -173,8 +182,10 @@ class PostgresStore:
                 context = excluded.context, initial_context = excluded.initial_context,
                 limits = excluded.limits, shape = excluded.shape""",
         )
-        compose("insert_entries", _INSERT_ENTRIES)
-        compose("append", _APPEND)
+        compose("insert_entry", _INSERT_ENTRY)
+        # Composed with the tables, the entries' placeholder kept for each batch.
+        compose("append", _APPEND.replace("{added}", "{{added}}"))
+        compose("add_entries", _ADD_ENTRIES.replace("{rows}", "{{rows}}"))
         compose("state", f"SELECT {_STATE_COLUMNS} FROM {{runs}} WHERE run_id = %s")
         compose("lock_state", f"SELECT {_STATE_COLUMNS} FROM {{runs}} WHERE run_id = %s FOR UPDATE")
         compose("journal", "SELECT seq, kind, entry FROM {journal} WHERE run_id = %s ORDER BY seq")
@@ -243,8 +254,8 @@ class PostgresStore:
             "origin": state.origin,
             "fingerprint": state.fingerprint,
             "owner": state.owner,
+            "count": len(entries),
             **header,
-            **_entry_arrays(entries),
         }
 
     async def create_run(self, state: RunState) -> None:
@@ -255,15 +266,16 @@ class PostgresStore:
             created_at=now,
             owner_since=now if state.owner else None,
             lease=Claim(state.owner, now, self.lease_s).expires if state.owner else None,
-            first=0,
         )
 
         def insert(connection: Connection) -> bool:
             with connection.transaction():
                 if connection.execute(self._sql["insert_run"], values).rowcount == 0:
                     return False
-                if entries:
-                    connection.execute(self._sql["insert_entries"], values)
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        self._sql["insert_entry"], _entry_rows(state.run_id, entries)
+                    )
                 return True
 
         if not await self.database.run(insert):
@@ -329,11 +341,14 @@ class PostgresStore:
             "status": finish.status.value if finish is not None else None,
             "context": context,
             "release": finish is not None and finish.status is not RunStatus.RUNNING,
-            **_entry_arrays(entries),
+            "count": len(entries),
         }
+        added, entry_values = _added(self._sql["add_entries"], entries)
+        values.update(entry_values)
+        statement = self._sql["append"].replace("{added}", added)
 
         def add(connection: Connection) -> Exception | None:
-            if connection.execute(self._sql["append"], values).rowcount == 1:
+            if connection.execute(statement, values).rowcount == 1:
                 return None
             return self._lost(connection, run_id)
 
@@ -364,15 +379,13 @@ class PostgresStore:
             created_at=state.created_at,
             owner_since=state.owner_since,
             lease=state.lease_expires_at,
-            first=0,
         )
 
         def replace(connection: Connection) -> None:
-            with connection.transaction():
-                connection.execute(self._sql["delete_entries"], [state.run_id])
-                connection.execute(self._sql["upsert_run"], values)
-                if entries:
-                    connection.execute(self._sql["insert_entries"], values)
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute(self._sql["delete_entries"], [state.run_id])
+                cursor.execute(self._sql["upsert_run"], values)
+                cursor.executemany(self._sql["insert_entry"], _entry_rows(state.run_id, entries))
 
         await self.database.run(replace)
 
