@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
-from ..errors import ConfigurationError, StoreError
+from ..errors import ConfigurationError, SerializationError, StoreError
 from .postgres_schema import prepare
 
 T = TypeVar("T")
@@ -180,6 +180,13 @@ class PostgresDatabase:
                 raise timeout
         except psycopg.Error as error:
             raise self.explain(error) from error
+        except UnicodeEncodeError as error:
+            # The driver sends UTF-8: text with a lone surrogate cannot be sent at all.
+            raise SerializationError(
+                f"Cannot store a value in {self.where}: it holds text that is not valid "
+                f"Unicode ({error.reason}: {error.object[error.start : error.end]!r}); "
+                "clean the text (e.g. encode and decode it with errors='replace')"
+            ) from error
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` with a pooled connection in a worker thread (see the module)."""
