@@ -20,8 +20,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from psycopg import sql
-
 from ..context import RunStatus, utc_now
 from ..errors import ConfigurationError, ResumeError
 from ..usage import UsageLimits
@@ -39,76 +37,9 @@ from .codec import (
 from .journal import Entry
 from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_ownership, run_exists
 from .postgres_db import Connection, PostgresDatabase
+from .postgres_sql import Statements, entry_rows
 from .protocol import Finish
 from .records import RunState, RunSummary, Spent
-
-_SUMMARY_COLUMNS = (
-    "run_id, status, pipeline_name, created_at, updated_at, total_cost_usd, total_tokens, "
-    "total_requests, origin, owner"
-)
-_STATE_COLUMNS = (
-    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, "
-    "input, context, initial_context, limits, shape"
-)
-
-_INSERT_RUN = """
-    INSERT INTO {runs} AS r (run_id, pipeline_name, status, created_at, updated_at,
-        total_cost_usd, total_tokens, total_requests, origin, fingerprint, owner,
-        owner_since, lease_expires_at, version, next_seq, input, context, initial_context,
-        limits, shape)
-    VALUES (%(run_id)s, %(pipeline_name)s, %(status)s, %(created_at)s, %(updated_at)s,
-        %(cost)s, %(tokens)s, %(requests)s, %(origin)s, %(fingerprint)s, %(owner)s,
-        %(owner_since)s, %(lease)s, 1, %(count)s, %(input)s::json, %(context)s::json,
-        %(initial_context)s::json, %(limits)s::json, %(shape)s::json)
-"""
-
-_INSERT_ENTRY = """
-    INSERT INTO {journal} (run_id, seq, kind, address, entry)
-    VALUES (%s, %s, %s, %s::json, %s::json)
-"""
-
-# One statement, so one round trip: the owner check, the entries (``{added}``, see
-# ``_added``) and the header.
-_APPEND = """
-    WITH owned AS (
-        SELECT run_id, next_seq FROM {runs}
-        WHERE run_id = %(run_id)s AND owner = %(owner)s
-        FOR UPDATE
-    ){added}
-    UPDATE {runs} AS r SET
-        total_cost_usd = %(cost)s, total_tokens = %(tokens)s, total_requests = %(requests)s,
-        updated_at = %(now)s, next_seq = owned.next_seq + %(count)s, version = r.version + 1,
-        status = coalesce(%(status)s, r.status),
-        context = coalesce(%(context)s::json, r.context),
-        owner = CASE WHEN %(release)s THEN NULL ELSE r.owner END,
-        owner_since = CASE WHEN %(release)s THEN NULL ELSE r.owner_since END,
-        lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE %(lease)s END
-    FROM owned WHERE r.run_id = owned.run_id
-"""
-
-_ADD_ENTRIES = """, added AS (
-        INSERT INTO {journal} (run_id, seq, kind, address, entry)
-        SELECT owned.run_id, owned.next_seq + e.n, e.kind, e.address::json, e.entry::json
-        FROM owned, (VALUES {rows}) AS e (n, kind, address, entry)
-    )"""
-
-
-def _added(template: str, entries: Sequence[EncodedEntry]) -> tuple[str, dict[str, Any]]:
-    """The entries as a VALUES list of scalar parameters: one statement text per batch
-    size (each prepared once per connection), and far cheaper to send than arrays."""
-    if not entries:
-        return "", {}
-    rows = ", ".join(f"({n}, %(k{n})s::text, %(a{n})s, %(e{n})s)" for n in range(len(entries)))
-    values: dict[str, Any] = {}
-    for n, entry in enumerate(entries):
-        values.update({f"k{n}": entry.kind, f"a{n}": entry.address, f"e{n}": entry.data})
-    return template.replace("{rows}", rows), values
-
-
-def _entry_rows(run_id: str, entries: Sequence[EncodedEntry]) -> list[tuple[Any, ...]]:
-    return [
-        (run_id, seq, entry.kind, entry.address, entry.data) for seq, entry in enumerate(entries)
-    ]
 
 
 def _check_pool_size(value: object) -> int:
@@ -158,54 +89,7 @@ class PostgresStore:
             dsn, schema=_check_schema(schema), pool_size=_check_pool_size(pool_size)
         )
         self.clock = clock
-        tables = {
-            "runs": sql.Identifier(schema, "runs"),
-            "journal": sql.Identifier(schema, "journal"),
-        }
-        self._sql: dict[str, str] = {}
-
-        def compose(name: str, text: str) -> None:
-            self._sql[name] = sql.SQL(text).format(**tables).as_string(None)
-
-        compose("insert_run", _INSERT_RUN + " ON CONFLICT (run_id) DO NOTHING")
-        compose(
-            "upsert_run",
-            _INSERT_RUN
-            + """ ON CONFLICT (run_id) DO UPDATE SET
-                pipeline_name = excluded.pipeline_name, status = excluded.status,
-                updated_at = excluded.updated_at, total_cost_usd = excluded.total_cost_usd,
-                total_tokens = excluded.total_tokens, total_requests = excluded.total_requests,
-                origin = excluded.origin, fingerprint = excluded.fingerprint,
-                owner = excluded.owner, owner_since = excluded.owner_since,
-                lease_expires_at = excluded.lease_expires_at, version = r.version + 1,
-                next_seq = excluded.next_seq, input = excluded.input,
-                context = excluded.context, initial_context = excluded.initial_context,
-                limits = excluded.limits, shape = excluded.shape""",
-        )
-        compose("insert_entry", _INSERT_ENTRY)
-        # Composed with the tables, the entries' placeholder kept for each batch.
-        compose("append", _APPEND.replace("{added}", "{{added}}"))
-        compose("add_entries", _ADD_ENTRIES.replace("{rows}", "{{rows}}"))
-        compose("state", f"SELECT {_STATE_COLUMNS} FROM {{runs}} WHERE run_id = %s")
-        compose("lock_state", f"SELECT {_STATE_COLUMNS} FROM {{runs}} WHERE run_id = %s FOR UPDATE")
-        compose("journal", "SELECT seq, kind, entry FROM {journal} WHERE run_id = %s ORDER BY seq")
-        compose(
-            "claim",
-            """UPDATE {runs} SET status = %(status)s, owner = %(owner)s,
-                   owner_since = %(now)s, lease_expires_at = %(lease)s,
-                   limits = %(limits)s::json, updated_at = %(now)s, version = version + 1
-               WHERE run_id = %(run_id)s"""
-            f" RETURNING {_STATE_COLUMNS}",
-        )
-        compose(
-            "renew",
-            "UPDATE {runs} SET lease_expires_at = %s WHERE run_id = %s AND owner = %s",
-        )
-        compose("owner", "SELECT owner FROM {runs} WHERE run_id = %s")
-        compose("summary", f"SELECT {_SUMMARY_COLUMNS} FROM {{runs}} WHERE run_id = %s")
-        compose("list", f"SELECT {_SUMMARY_COLUMNS} FROM {{runs}}")
-        compose("delete_entries", "DELETE FROM {journal} WHERE run_id = %s")
-        compose("delete", "DELETE FROM {runs} WHERE run_id = %s")
+        self._sql = Statements.for_schema(schema)
 
     @property
     def where(self) -> str:
@@ -270,12 +154,10 @@ class PostgresStore:
 
         def insert(connection: Connection) -> bool:
             with connection.transaction():
-                if connection.execute(self._sql["insert_run"], values).rowcount == 0:
+                if connection.execute(self._sql.insert_run, values).rowcount == 0:
                     return False
                 with connection.cursor() as cursor:
-                    cursor.executemany(
-                        self._sql["insert_entry"], _entry_rows(state.run_id, entries)
-                    )
+                    cursor.executemany(self._sql.insert_entry, entry_rows(state.run_id, entries))
                 return True
 
         if not await self.database.run(insert):
@@ -303,13 +185,13 @@ class PostgresStore:
             # The run's row stays locked from the check to the update; the state is
             # decoded before the commit, so a run that cannot be loaded stays unclaimed.
             with connection.transaction():
-                row = connection.execute(self._sql["lock_state"], [run_id]).fetchone()
+                row = connection.execute(self._sql.lock_state, [run_id]).fetchone()
                 if row is None:
                     raise ResumeError(f"No run {run_id!r} in {self.where} (schema {self.schema})")
                 refusal = claim_refusal(holding_from_row(row), claim, expected_version)
                 if refusal is not None:
                     raise refusal
-                claimed = connection.execute(self._sql["claim"], values).fetchone()
+                claimed = connection.execute(self._sql.claim, values).fetchone()
                 assert claimed is not None
                 return self._decode(connection, claimed)
 
@@ -343,9 +225,8 @@ class PostgresStore:
             "release": finish is not None and finish.status is not RunStatus.RUNNING,
             "count": len(entries),
         }
-        added, entry_values = _added(self._sql["add_entries"], entries)
+        statement, entry_values = self._sql.append_with(entries)
         values.update(entry_values)
-        statement = self._sql["append"].replace("{added}", added)
 
         def add(connection: Connection) -> Exception | None:
             if connection.execute(statement, values).rowcount == 1:
@@ -360,7 +241,7 @@ class PostgresStore:
         expires = Claim(owner, self.clock(), self.lease_s).expires
 
         def push(connection: Connection) -> Exception | None:
-            if connection.execute(self._sql["renew"], [expires, run_id, owner]).rowcount:
+            if connection.execute(self._sql.renew, [expires, run_id, owner]).rowcount:
                 return None
             return self._lost(connection, run_id)
 
@@ -369,7 +250,7 @@ class PostgresStore:
             raise problem
 
     def _lost(self, connection: Connection, run_id: str) -> Exception:
-        found = connection.execute(self._sql["owner"], [run_id]).fetchone()
+        found = connection.execute(self._sql.owner, [run_id]).fetchone()
         return lost_ownership(run_id, found["owner"] if found else None)
 
     async def save_run(self, state: RunState) -> None:
@@ -383,9 +264,9 @@ class PostgresStore:
 
         def replace(connection: Connection) -> None:
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.execute(self._sql["delete_entries"], [state.run_id])
-                cursor.execute(self._sql["upsert_run"], values)
-                cursor.executemany(self._sql["insert_entry"], _entry_rows(state.run_id, entries))
+                cursor.execute(self._sql.delete_entries, [state.run_id])
+                cursor.execute(self._sql.upsert_run, values)
+                cursor.executemany(self._sql.insert_entry, entry_rows(state.run_id, entries))
 
         await self.database.run(replace)
 
@@ -395,7 +276,7 @@ class PostgresStore:
         run_id = row["run_id"]
         journal = [
             decode_entry(found["kind"], found["entry"], run_id=run_id, seq=found["seq"])
-            for found in connection.execute(self._sql["journal"], [run_id]).fetchall()
+            for found in connection.execute(self._sql.journal, [run_id]).fetchall()
         ]
         return decode_state(row, journal)
 
@@ -403,7 +284,7 @@ class PostgresStore:
         def fetch(connection: Connection) -> RunState | None:
             with connection.transaction():  # one snapshot for the header and its journal
                 connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                row = connection.execute(self._sql["state"], [run_id]).fetchone()
+                row = connection.execute(self._sql.state, [run_id]).fetchone()
                 return None if row is None else self._decode(connection, row)
 
         return await self.database.run(fetch)
@@ -427,7 +308,7 @@ class PostgresStore:
         if since is not None:
             where.append("updated_at >= %s")
             params.append(since)
-        query = self._sql["list"]
+        query = self._sql.list
         if where:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY updated_at DESC"
@@ -442,7 +323,7 @@ class PostgresStore:
 
     async def get_summary(self, run_id: str) -> RunSummary | None:
         def fetch(connection: Connection) -> dict[str, Any] | None:
-            return connection.execute(self._sql["summary"], [run_id]).fetchone()
+            return connection.execute(self._sql.summary, [run_id]).fetchone()
 
         row = await self.database.run(fetch)
         return None if row is None else summary_from_row(row)
@@ -450,6 +331,6 @@ class PostgresStore:
     async def delete_run(self, run_id: str) -> bool:
         def delete(connection: Connection) -> bool:
             # The journal goes with its run (ON DELETE CASCADE).
-            return bool(connection.execute(self._sql["delete"], [run_id]).rowcount)
+            return bool(connection.execute(self._sql.delete, [run_id]).rowcount)
 
         return await self.database.run(delete)

@@ -3,8 +3,8 @@ threads, and errors that say what went wrong without showing the password.
 
 psycopg's async connections run on asyncio only, so the store uses its blocking API
 in Trio worker threads: one thread per call, at most ``pool_size`` at once (a
-:class:`trio.CapacityLimiter`, so no thread waits for a connection while holding a
-Trio token). A call in a thread is never abandoned on cancel: a transaction that
+:class:`trio.CapacityLimiter` of the store's own, so no thread sits waiting for a free
+connection). A call in a thread is never abandoned on cancel: a transaction that
 started commits or rolls back before the caller sees the cancellation.
 
 The pool opens on first use, after one direct connection has created or migrated
@@ -191,10 +191,6 @@ class PostgresDatabase:
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` with a pooled connection in a worker thread (see the module)."""
         return await trio.to_thread.run_sync(self._call, fn, limiter=self._limiter)
-
-    def run_now(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in this thread (for synchronous callers)."""
-        return self._call(fn)
 
     async def aclose(self) -> None:
         """Close the pool in a worker thread (closing joins the pool's own threads)."""
