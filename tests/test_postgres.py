@@ -17,7 +17,15 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import flujo_trio
-from flujo_trio import ConfigurationError, HumanStep, PostgresStore, Runner, Step, StoreError
+from flujo_trio import (
+    ConfigurationError,
+    HumanStep,
+    PostgresStore,
+    Runner,
+    StateStore,
+    Step,
+    StoreError,
+)
 from flujo_trio.state.postgres_schema import MIGRATIONS, SCHEMA_VERSION, Migration, prepare
 from tests.models import RichContext
 from tests.pg_server import bindir
@@ -43,6 +51,8 @@ def test_importing_flujo_trio_does_not_import_psycopg():
     from flujo_trio.state import PostgresStore as from_state
 
     assert flujo_trio.PostgresStore is from_state is PostgresStore
+    store = PostgresStore("dbname=anything")  # nothing connects before first use
+    assert isinstance(store, StateStore) and store.durable and store.lease_s == 30
 
 
 async def test_wrong_credentials_are_a_store_error_without_the_password(postgres_dsn, pg_schema):
