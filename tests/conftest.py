@@ -3,7 +3,8 @@
 ``FLUJO_TRIO_TEST_POSTGRES_DSN`` points the tests at a server of yours; without it the
 session starts a throwaway server (``tests/pg_server.py``) on first use and stops it at
 the end. When neither works the Postgres tests fail with the reason: they are never
-skipped. Each test gets a PostgreSQL schema of its own, dropped afterwards.
+skipped. Each test gets a PostgreSQL schema (or a database) of its own, dropped
+afterwards, so the DSN's user needs the right to create both (PostgreSQL 13 or newer).
 """
 
 from __future__ import annotations
