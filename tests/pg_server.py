@@ -6,7 +6,7 @@ password leaks into an error), torn down with the directory at the end. ``initdb
 refuses to run as root, so as root the server runs as the ``postgres`` OS user.
 
 ``python -m tests.pg_server`` starts one and prints its DSN, for trying things by hand
-(stop it with Ctrl-C).
+(stop it with Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -124,8 +124,12 @@ def throwaway_server(*, settings: tuple[str, ...] = FAST) -> Iterator[str]:
 
 
 if __name__ == "__main__":
+    import signal
+    import sys
     import time
 
+    # A background job ignores Ctrl-C: let SIGTERM tear the server down too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with throwaway_server() as dsn:
         print(dsn, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
