@@ -5,7 +5,7 @@ CLI := $(VENV)/bin/flujo-trio
 STAMP := $(VENV)/.installed
 DB ?= flujo_trio.db
 
-.PHONY: test lint types unit docs demo bench bench-flujo clean
+.PHONY: test lint types unit docs demo bench bench-flujo bench-stores clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: $(STAMP)
 bench-flujo: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m benchmarks.run_all --with-flujo
+
+# Journal cost per step and runs per second, SQLite vs PostgreSQL (starts a throwaway
+# server unless FLUJO_TRIO_BENCH_POSTGRES_DSN is set).
+bench-stores: $(STAMP)
+	$(PY) -m benchmarks.stores
 
 clean:
 	rm -rf $(VENV) .bench-flujo-venv docs/_build .mypy_cache .pytest_cache .ruff_cache

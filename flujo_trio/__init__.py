@@ -61,13 +61,16 @@ from .usage import Usage as Usage
 from .usage import UsageLimits as UsageLimits
 
 if TYPE_CHECKING:
+    from .state.postgres import PostgresStore as PostgresStore
     from .state.sqlite import SqliteStore as SqliteStore
     from .state.sqlite_cache import SqliteCache as SqliteCache
 
 __version__ = "0.2.0"
 
-#: Loaded on first use, so ``import flujo_trio`` loads neither sqlite3 nor the converter.
+#: Loaded on first use, so ``import flujo_trio`` loads neither sqlite3, psycopg nor the
+#: converter.
 _LAZY = {
+    "PostgresStore": "flujo_trio.state.postgres",
     "SqliteStore": "flujo_trio.state.sqlite",
     "SqliteCache": "flujo_trio.state.sqlite_cache",
 }
@@ -112,6 +115,7 @@ __all__ = [
     "PipelineContext",
     "PipelineResult",
     "PluginOutcome",
+    "PostgresStore",
     "Processors",
     "RequestDenied",
     "ResumeError",

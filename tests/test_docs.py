@@ -27,8 +27,10 @@ def test_the_docs_have_examples():
     [p for p in PAGES if blocks(p)],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
-def test_examples_run(page, tmp_path, monkeypatch, capsys):
+def test_examples_run(page, tmp_path, monkeypatch, capsys, request):
     monkeypatch.chdir(tmp_path)  # examples may create SQLite files
+    if "DATABASE_URL" in page.read_text():  # PostgreSQL examples: a fresh database
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_database"))
     # A real module, so classes the examples store can be found again by name.
     name = "docs_example_" + re.sub(r"\W", "_", str(page.relative_to(ROOT)))
     module = types.ModuleType(name)

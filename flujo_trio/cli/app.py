@@ -1,4 +1,5 @@
-"""The ``flujo-trio`` command line: run, resume, inspect and draw pipelines.
+"""The ``flujo-trio`` command line: run, resume, inspect and draw pipelines, on a SQLite
+or PostgreSQL store.
 
 Exit codes: 0 completed, 1 failed, 2 bad usage or input, 3 budget exceeded,
 4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed).
@@ -36,10 +37,11 @@ from ..events import Event, RunFinished
 from ..results import PipelineResult
 from ..runtime.runner import Runner
 from ..serialization import plain_values
-from ..state.sqlite import SqliteStore
+from ..state.protocol import StateStore
 from ..usage import UsageLimits, format_money
 from .graph_page import page
 from .inputs import InputError, answer_input, run_input
+from .stores import missing, open_store, shown
 from .targets import TargetError, load_target, pipeline_of
 from .view import LiveModel, result_document, result_tree
 
@@ -68,7 +70,7 @@ db_option = click.option(
     default="flujo_trio.db",
     show_default=True,
     envvar="FLUJO_TRIO_DB",
-    help="SQLite store file (env FLUJO_TRIO_DB).",
+    help="SQLite store file, or a postgresql:// DSN (env FLUJO_TRIO_DB).",
 )
 
 
@@ -79,7 +81,7 @@ def fail(message: str) -> NoReturn:
 
 def build_runner(target: str, db: str, limits: UsageLimits | None) -> Runner:
     loaded = load_target(target)
-    store = SqliteStore(db)
+    store = open_store(db)
     if isinstance(loaded, Runner):
         merged = loaded.limits.merged(limits) if limits is not None else loaded.limits
         return attrs.evolve(loaded, limits=merged, store=store, origin=target)
@@ -128,7 +130,7 @@ async def drive(runner: Runner, open_stream: StreamFactory, *, as_json: bool, db
         run_id = model.run_id or "RUN_ID"
         click.echo(
             f"flujo-trio: interrupted; the run is saved as cancelled. Resume it with:\n"
-            f"  flujo-trio resume {run_id} --db {db}",
+            f"  flujo-trio resume {run_id} --db {shown(db)}",
             err=True,
         )
         return EXIT_INTERRUPTED
@@ -168,7 +170,9 @@ def _print_summary(console: Console, result: PipelineResult, error: str | None, 
     if result.status is RunStatus.PAUSED:
         message = result.final_context.pause_message if result.final_context else None
         console.print(f"waiting for a person: {message!r}")
-        console.print(f"resume with: flujo-trio resume {result.run_id} --input ANSWER --db {db}")
+        console.print(
+            f"resume with: flujo-trio resume {result.run_id} --input ANSWER --db {shown(db)}"
+        )
     else:
         console.print(f"output: {result.output!r}")
     console.print(f"total: ${format_money(result.total_cost_usd)}, {result.total_tokens} tokens")
@@ -266,13 +270,13 @@ def run_command(
 def resume_command(run_id: str, input_text: str | None, db: str, as_json: bool) -> None:
     """Resume RUN_ID: answer a paused run, or continue one that was interrupted."""
 
-    async def locate(store: SqliteStore) -> Any:
+    async def locate(store: StateStore) -> Any:
         return await store.get_summary(run_id)
 
     # The origin comes first: the pipeline's module defines the classes the state needs.
     summary = _store_call(db, locate)
     if summary is None:
-        fail(f"no run {run_id!r} in {db}")
+        fail(f"no run {run_id!r} in {shown(db)}")
     if summary.origin is None:
         fail(f"run {run_id!r} was not started from the CLI; resume it from Python")
     try:
@@ -347,11 +351,11 @@ def runs_group() -> None:
     """List, show and delete stored runs."""
 
 
-def _store_call(db: str, call: Callable[[SqliteStore], Any]) -> Any:
-    if not Path(db).exists():
+def _store_call(db: str, call: Callable[[StateStore], Any]) -> Any:
+    if missing(db):
         fail(f"no store at {db}")
     try:
-        return trio.run(call, SqliteStore(db))
+        return trio.run(call, open_store(db))
     except _INPUT_ERRORS as error:
         fail(str(error))
 
@@ -366,7 +370,7 @@ def runs_list(status: str | None, db: str, as_json: bool) -> None:
     """List runs, newest first."""
     wanted = RunStatus(status) if status else None
 
-    async def call(store: SqliteStore) -> Any:
+    async def call(store: StateStore) -> Any:
         return await store.list_runs(wanted)
 
     runs = _store_call(db, call)
@@ -405,14 +409,14 @@ def runs_list(status: str | None, db: str, as_json: bool) -> None:
 def runs_show(run_id: str, db: str, as_json: bool) -> None:
     """Show a run's step tree with status, attempts, cost, tokens and latency."""
 
-    async def call(store: SqliteStore) -> Any:
+    async def call(store: StateStore) -> Any:
         # Shown without the pipeline's code: stored values come back as plain JSON.
         with plain_values():
             return await store.load_run(run_id)
 
     state = _store_call(db, call)
     if state is None:
-        fail(f"no run {run_id!r} in {db}")
+        fail(f"no run {run_id!r} in {shown(db)}")
     result = PipelineResult(
         run_id=state.run_id,
         step_history=state.steps,
@@ -446,9 +450,9 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
 def runs_delete(run_id: str, db: str) -> None:
     """Delete a stored run."""
 
-    async def call(store: SqliteStore) -> Any:
+    async def call(store: StateStore) -> Any:
         return await store.delete_run(run_id)
 
     if not _store_call(db, call):
-        fail(f"no run {run_id!r} in {db}")
+        fail(f"no run {run_id!r} in {shown(db)}")
     click.echo(f"deleted {run_id}")

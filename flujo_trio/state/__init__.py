@@ -13,10 +13,15 @@ from .records import RunState as RunState
 from .records import RunSummary as RunSummary
 
 if TYPE_CHECKING:
+    from .postgres import PostgresStore as PostgresStore
     from .sqlite import SqliteStore as SqliteStore
     from .sqlite_cache import SqliteCache as SqliteCache
 
-_LAZY = {"SqliteStore": ".sqlite", "SqliteCache": ".sqlite_cache"}
+_LAZY = {
+    "PostgresStore": ".postgres",
+    "SqliteStore": ".sqlite",
+    "SqliteCache": ".sqlite_cache",
+}
 
 
 def __getattr__(name: str) -> Any:
