@@ -36,7 +36,7 @@ from ..usage import AgentResult, Usage
 from .completions import Meter, Reply, complete, provider_error, stream
 from .outputs import OutputSpec, ReplyMismatch
 from .pricing import Price, Pricing, known_price
-from .tokens import Encoding, estimate_tokens, offline_encoding
+from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
 from .tools import Tool, run_tool_calls, tools_of
 
 #: Tokens a chat request adds around the messages (roles, separators), generously.
@@ -207,6 +207,16 @@ class ChatAgent:
             prompt += estimate_tokens(self.output.schema, self.encoding)
         return prompt
 
+    def _prompt_guess(self, messages: list[Message]) -> int:
+        """A best guess (not a bound) of a request's prompt tokens, reported while it
+        streams: a usage report cannot be taken back, so it must not run high."""
+        texts = [str(m.get("content") or "") + str(m.get("tool_calls") or "") for m in messages]
+        if self.tools:
+            texts.append(json.dumps([t.definition() for t in self.tools.values()]))
+        if self.output is not None:
+            texts.append(json.dumps(self.output.schema))
+        return sum(count_tokens(text, self.encoding) for text in texts) + 3 * len(messages)
+
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
         price = self.price
         if price is None:
@@ -296,7 +306,7 @@ class ChatAgent:
             return await stream(
                 self.client,
                 request,
-                prompt_estimate=self._prompt_estimate(messages),
+                prompt_estimate=self._prompt_guess(messages),
                 meter=progress,
                 emit=emit,
                 encoding=self.encoding,
