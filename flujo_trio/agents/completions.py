@@ -9,9 +9,7 @@ cancelled half-way is charged what it really used, not its whole reservation.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -21,10 +19,8 @@ from openai.types.chat import ChatCompletionChunk
 
 from ..errors import AgentCallError
 from ..usage import Usage, money
+from .http import FATAL_STATUSES, retry_after
 from .tokens import Encoding, count_tokens
-
-#: Statuses another attempt cannot fix (bad request, key, permissions, model, payload).
-FATAL_STATUSES = frozenset({400, 401, 403, 404, 422})
 
 
 @attrs.frozen
@@ -176,26 +172,3 @@ def provider_error(error: openai.OpenAIError, model: str, usage: Usage) -> Agent
     if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
         return AgentCallError(f"{type(error).__name__}: {error}", retryable=True, usage=usage)
     return AgentCallError(f"{type(error).__name__} from {model}: {error}", usage=usage)
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds the provider asked to wait: ``retry-after-ms``, or ``retry-after`` given
-    in seconds or as an HTTP date."""
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
