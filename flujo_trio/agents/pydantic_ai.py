@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import attrs
-import trio_asyncio
 from pydantic_ai import Agent
 
 from ..backoff import Backoff
@@ -45,6 +45,14 @@ from ..usage import AgentResult, Usage
 from .http import FATAL_STATUSES, retry_after
 from .pricing import KnownPrice, Price, Pricing, known_price
 from .tokens import estimate_tokens
+
+with warnings.catch_warnings():
+    # trio-asyncio subclasses asyncio's child watcher, deprecated since Python 3.12; the
+    # import warns once, about trio-asyncio's code, not about anything a user does.
+    warnings.filterwarnings(
+        "ignore", message=".*AbstractChildWatcher.*", category=DeprecationWarning
+    )
+    import trio_asyncio
 
 #: Tokens a request adds around the prompt, generously.
 _PER_REQUEST_OVERHEAD = 32
