@@ -5,7 +5,7 @@ CLI := $(VENV)/bin/flujo-trio
 STAMP := $(VENV)/.installed
 DB ?= flujo_trio.db
 
-.PHONY: test lint types unit docs demo bench bench-flujo bench-stores clean
+.PHONY: test test-all lint types unit docs demo bench bench-flujo bench-stores clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,27 @@ types: $(STAMP)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest
+
+# The unit tests on every supported Python: 3.11 in .venv (as `make unit`), the others
+# from pyenv, each in its own venv (build/venv-3.12, ...), built on first use and
+# reinstalled when pyproject.toml changes.
+PYTHONS ?= 3.12 3.13
+
+test-all: unit
+	@set -e; for version in $(PYTHONS); do \
+		prefix=$$(pyenv prefix $$version 2>/dev/null | head -n1) || true; \
+		test -n "$$prefix" -a -x "$$prefix/bin/python$$version" || \
+			{ echo "Python $$version not found (pyenv install $$version)"; exit 1; }; \
+		venv=build/venv-$$version; \
+		if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+			test -x $$venv/bin/python || "$$prefix/bin/python$$version" -m venv $$venv; \
+			$$venv/bin/python -m pip install --quiet --upgrade pip; \
+			$$venv/bin/python -m pip install --quiet -e '.[dev]'; \
+			touch $$venv/.installed; \
+		fi; \
+		echo "== Python $$version"; \
+		$$venv/bin/pytest -p no:cacheprovider; \
+	done
 
 # The documentation site, warnings as errors (its examples run in the unit tests).
 docs: $(STAMP)
@@ -58,4 +79,4 @@ bench-stores: $(STAMP)
 	$(PY) -m benchmarks.stores
 
 clean:
-	rm -rf $(VENV) .bench-flujo-venv docs/_build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build/venv-3.* .bench-flujo-venv docs/_build .mypy_cache .pytest_cache .ruff_cache

@@ -138,6 +138,11 @@ class UsageMeter:
         """A request ended with nothing reported and was charged its reservation."""
 
     @property
+    def gate(self) -> Gate | None:
+        """The runtime's side of this meter (None outside a run)."""
+        return self._gate
+
+    @property
     def used(self) -> Usage:
         """Usage of the call's first request reported so far through :meth:`add`."""
         return self._used

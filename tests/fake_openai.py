@@ -31,16 +31,57 @@ def completion(text: str, prompt_tokens: int = 10, completion_tokens: int = 5) -
     }
 
 
-def chunk(content: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+def tool_calls(
+    *calls: tuple[str, str, Any], prompt_tokens: int = 10, completion_tokens: int = 5
+) -> dict[str, Any]:
+    """A reply asking for tools: ``(call_id, tool_name, arguments)``; arguments that are
+    not a string are sent as JSON."""
+    body = completion("", prompt_tokens, completion_tokens)
+    message = body["choices"][0]["message"]
+    message["content"] = None
+    message["tool_calls"] = [
+        {
+            "id": call_id,
+            "type": "function",
+            "function": {
+                "name": name,
+                "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+            },
+        }
+        for call_id, name, arguments in calls
+    ]
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    return body
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def chunk(
+    content: str | None = None,
+    usage: dict[str, int] | None = None,
+    tool_call: dict[str, Any] | None = None,
+) -> bytes:
+    """One SSE event; ``tool_call`` is a tool-call delta (index, id, function)."""
     body: dict[str, Any] = {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "test-model",
-        "choices": []
-        if content is None
-        else [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        "choices": [],
     }
+    if content is not None or tool_call is not None:
+        delta: dict[str, Any] = {}
+        if content is not None:
+            delta["content"] = content
+        if tool_call is not None:
+            delta["tool_calls"] = [tool_call]
+        body["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
     if usage is not None:
         body["usage"] = usage
     return f"data: {json.dumps(body)}\n\n".encode()

@@ -11,35 +11,40 @@ What the model sees, per call:
 1. a system message: ``system_prompt``, plus ``context_prompt(context)`` when given;
 2. a user message: the step input (text as is, anything else as JSON);
 3. on a retry, one more user message listing why each earlier attempt failed
-   (``feedback``), so the model can correct itself.
+   (``feedback``), so the model can correct itself;
+4. with tools, the model's tool calls and their results, round after round.
 
 Provider errors map to step behaviour: 429, 5xx, timeouts and connection errors are
-retried by the step (after waiting out a ``Retry-After`` header, within the step's
-``timeout_s``); 400, 401, 403, 404 and 422 stop the step at once. The SDK's own
-retries are off: the step owns retries.
+retryable (with the provider's ``Retry-After`` as ``AgentCallError.retry_after``, which
+the step's backoff honours); 400, 401, 403, 404 and 422 stop the step at once. The
+SDK's own retries are off: the step owns retries, and it waits between them
+(:attr:`ChatAgent.default_backoff`), never the adapter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
-import trio
 
-from ..errors import AgentCallError, ConfigurationError, OutputParseError, SerializationError
-from ..serialization import structure
+from ..agent_api import Emitter, UsageMeter
+from ..backoff import Backoff
+from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..usage import AgentResult, Usage
-from .pricing import Pricing, estimate_tokens
-from .schema import json_schema
+from .completions import Meter, Reply, complete, provider_error, stream
+from .outputs import OutputSpec, ReplyMismatch
+from .pricing import Price, Pricing, known_price
+from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
+from .tools import Tool, run_tool_calls, tools_of
 
 #: Tokens a chat request adds around the messages (roles, separators), generously.
 _PER_REQUEST_OVERHEAD = 32
-#: Longest Retry-After the adapter waits out by itself (the step's timeout still rules).
-MAX_RETRY_AFTER_S = 60.0
-_FATAL_STATUSES = frozenset({400, 401, 403, 404, 422})
+#: Tokens each message adds for its role and separators.
+_PER_MESSAGE_OVERHEAD = 4
+
+Message = dict[str, Any]
 
 
 class ChatAgent:
@@ -50,17 +55,28 @@ class ChatAgent:
         client: an ``openai.AsyncOpenAI``; default: one built from the environment on
             first use (with the SDK's own retries off).
         system_prompt: the system message.
-        pricing: dollars per million input/output tokens; without it cost is 0 and
+        pricing: dollars per million input/output tokens. Without it the model's price
+            comes from ``genai-prices`` by name; a model it does not know costs 0 and
             only tokens are counted.
         max_tokens: the completion cap; required for :meth:`reservation`.
-        output_type: an attrs class (or plain type); the model is asked for JSON that
-            matches its schema, and the reply is structured into it. A reply that does
-            not fit raises :class:`OutputParseError`, which the step retries with the
-            parse error as feedback.
-        stream: stream the reply (usage arrives with the last chunk).
+        output_type: what the reply must be: a pydantic model, dataclass, TypedDict,
+            attrs class, enum, ``Literal``, tuple, union or plain type. The model is
+            asked for JSON matching its schema; a reply that does not fit raises
+            :class:`OutputParseError`, which the step retries with the reason as
+            feedback. Without it (or with ``str``) the reply is the text.
+        tools: functions the model may call (see :mod:`flujo_trio.agents.tools`).
+        max_tool_rounds: how many rounds of tool calls one call may take; a model
+            still asking for tools after that fails the step (not retried).
+        stream: stream the reply: text reaches ``runner.stream()`` consumers as it
+            arrives (:class:`~flujo_trio.AgentDelta`), and a cancelled stream is
+            charged what it used so far.
         context_prompt: ``fn(context) -> str | None``; its text joins the system
             message, which is how context reaches the model.
     """
+
+    default_backoff: ClassVar[Backoff] = Backoff()
+    """Retries of a ChatAgent step wait (exponential, full jitter) unless the step says
+    otherwise: immediate retries hammer a provider that just said it is overloaded."""
 
     def __init__(
         self,
@@ -71,6 +87,8 @@ class ChatAgent:
         pricing: Pricing | None = None,
         max_tokens: int | None = None,
         output_type: Any = None,
+        tools: Sequence[Callable[..., Any]] = (),
+        max_tool_rounds: int = 8,
         stream: bool = False,
         context_prompt: Callable[[Any], str | None] | None = None,
     ) -> None:
@@ -78,15 +96,34 @@ class ChatAgent:
             raise ConfigurationError(f"ChatAgent needs a model name, got {model!r}")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise ConfigurationError(f"max_tokens must be an int >= 1, got {max_tokens!r}")
+        if isinstance(max_tool_rounds, bool) or not isinstance(max_tool_rounds, int):
+            raise ConfigurationError(
+                f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
+            )
+        if max_tool_rounds < 0:
+            raise ConfigurationError(
+                f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
+            )
         self.model = model
         self._client = client
         self.system_prompt = system_prompt
         self.pricing = pricing
         self.max_tokens = max_tokens
         self.output_type = output_type
-        self.schema = json_schema(output_type) if output_type is not None else None
+        self.output = None if output_type in (None, str) else OutputSpec.of(output_type)
+        self.tools: dict[str, Tool] = tools_of(tools)
+        self.max_tool_rounds = max_tool_rounds
         self.stream = stream
         self.context_prompt = context_prompt
+        self.encoding: Encoding | None = offline_encoding(model)
+        """tiktoken's encoding when it is on disk; token estimates use it (else a heuristic)."""
+        self._price: Price | None = pricing
+        self._price_resolved = pricing is not None
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the reply must match (None for text replies)."""
+        return self.output.schema if self.output is not None else None
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -100,19 +137,30 @@ class ChatAgent:
                 ) from error
         return self._client
 
+    @property
+    def price(self) -> Price | None:
+        """``pricing``, or else the model's price in ``genai-prices`` (None: unknown)."""
+        if not self._price_resolved:
+            api_url = str(self._client.base_url) if self._client is not None else None
+            self._price = known_price(self.model, api_url)
+            self._price_resolved = True
+        return self._price
+
     # -- prompts and reservations ----------------------------------------------------------
 
     def messages(
         self, data: Any, context: Any = None, feedback: Sequence[str] = ()
-    ) -> list[dict[str, str]]:
+    ) -> list[Message]:
         system = [self.system_prompt] if self.system_prompt else []
         if self.context_prompt is not None and context is not None:
             extra = self.context_prompt(context)
             if extra:
                 system.append(extra)
-        if self.schema is not None:
+        if self.output is not None:
             system.append("Reply with one JSON document matching the given schema.")
-        messages = [{"role": "system", "content": "\n\n".join(system)}] if system else []
+        messages: list[Message] = (
+            [{"role": "system", "content": "\n\n".join(system)}] if system else []
+        )
         text = data if isinstance(data, str) else json.dumps(data, default=str)
         messages.append({"role": "user", "content": text})
         if feedback:
@@ -127,118 +175,165 @@ class ChatAgent:
         return messages
 
     def reservation(self, data: Any) -> Usage:
-        """An upper bound on one call's usage: use as ``Step(..., reserve=agent.reservation)``.
+        """An upper bound on the call's first request: ``Step(..., reserve=agent.reservation)``.
 
-        Prompt tokens are estimated generously from the input and system prompt; the
-        completion is bounded by ``max_tokens``. Retries add a feedback message, so
-        the bound holds per attempt for typical feedback lengths.
+        Prompt tokens are estimated generously from the messages, the tools and the
+        output schema (tiktoken's count plus a margin when its encoding is on disk);
+        the completion is bounded by ``max_tokens``. Retries add a feedback message,
+        so the bound holds per attempt for typical feedback lengths. Each later
+        request of a tool loop reserves its own bound the same way.
         """
+        return self._bound(self.messages(data))
+
+    def _bound(self, messages: list[Message]) -> Usage:
         if self.max_tokens is None:
             raise ConfigurationError(
                 "ChatAgent.reservation needs max_tokens: without a completion cap "
                 "there is no upper bound to reserve"
             )
-        prompt = sum(estimate_tokens(m["content"]) for m in self.messages(data))
-        prompt += _PER_REQUEST_OVERHEAD
-        if self.pricing is None:
-            return Usage(0.0, prompt + self.max_tokens)
-        return self.pricing.usage(prompt, self.max_tokens)
+        return self._usage(self._prompt_estimate(messages), self.max_tokens)
+
+    def _prompt_estimate(self, messages: list[Message]) -> int:
+        prompt = _PER_REQUEST_OVERHEAD
+        for message in messages:
+            prompt += _PER_MESSAGE_OVERHEAD + estimate_tokens(
+                message.get("content") or "", self.encoding
+            )
+            if message.get("tool_calls"):
+                prompt += estimate_tokens(message["tool_calls"], self.encoding)
+        if self.tools:
+            prompt += estimate_tokens([t.definition() for t in self.tools.values()], self.encoding)
+        if self.output is not None:
+            prompt += estimate_tokens(self.output.schema, self.encoding)
+        return prompt
+
+    def _prompt_guess(self, messages: list[Message]) -> int:
+        """A best guess (not a bound) of a request's prompt tokens, reported while it
+        streams: a usage report cannot be taken back, so it must not run high."""
+        texts = [str(m.get("content") or "") + str(m.get("tool_calls") or "") for m in messages]
+        if self.tools:
+            texts.append(json.dumps([t.definition() for t in self.tools.values()]))
+        if self.output is not None:
+            texts.append(json.dumps(self.output.schema))
+        return sum(count_tokens(text, self.encoding) for text in texts) + 3 * len(messages)
 
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
-        if self.pricing is None:
+        price = self.price
+        if price is None:
             return Usage(0.0, prompt_tokens + completion_tokens)
-        return self.pricing.usage(prompt_tokens, completion_tokens)
+        return price.usage(prompt_tokens, completion_tokens)
+
+    def _request(self, messages: list[Message]) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.model, "messages": messages}
+        if self.max_tokens is not None:
+            request["max_tokens"] = self.max_tokens
+        if self.output is not None:
+            request["response_format"] = self.output.response_format()
+        if self.tools:
+            request["tools"] = [tool.definition() for tool in self.tools.values()]
+        return request
 
     # -- the call ----------------------------------------------------------------------
 
     async def run(
-        self, data: Any, *, context: Any = None, feedback: Sequence[str] = ()
+        self,
+        data: Any,
+        *,
+        context: Any = None,
+        feedback: Sequence[str] = (),
+        emit: Emitter | None = None,
+        meter: UsageMeter | None = None,
     ) -> AgentResult[Any]:
-        request: dict[str, Any] = {
-            "model": self.model,
-            "messages": self.messages(data, context, feedback),
-        }
-        if self.max_tokens is not None:
-            request["max_tokens"] = self.max_tokens
-        if self.schema is not None:
-            name = getattr(self.output_type, "__name__", "output")
-            request["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": self.schema, "strict": True},
-            }
-        try:
-            text, usage = await (self._streamed(request) if self.stream else self._single(request))
-        except openai.APIStatusError as error:
-            await self._raise_status(error)
-        except (openai.APITimeoutError, openai.APIConnectionError) as error:
-            raise AgentCallError(f"{type(error).__name__}: {error}", retryable=True) from error
-        return AgentResult(self._parse(text, usage), usage)
+        """One call: the first request, then one request per round of tool calls.
 
-    async def _single(self, request: dict[str, Any]) -> tuple[str, Usage]:
-        response = await self.client.chat.completions.create(**request)
-        text = (response.choices[0].message.content or "") if response.choices else ""
-        usage = response.usage
-        return text, self._usage(
-            usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
+        The step's reservation covers the first request; each later one is admitted
+        through ``meter.request`` with its own bound. The result's usage is the sum
+        of every request.
+        """
+        messages = self.messages(data, context, feedback)
+        total = Usage()
+        for round_number in range(self.max_tool_rounds + 1):
+            if round_number == 0:
+                reply, used = await self._first(messages, emit, meter, total)
+            else:
+                reply, used = await self._further(messages, emit, meter, total)
+            total = total + used
+            if not reply.tool_calls:
+                return AgentResult(self._parse(reply.text, total), total)
+            if round_number == self.max_tool_rounds:
+                break
+            messages.append(_assistant(reply))
+            messages.extend(await run_tool_calls(self.tools, reply.tool_calls, emit))
+        raise AgentCallError(
+            f"{self.model} still asked for tools after {self.max_tool_rounds} round(s) "
+            f"(max_tool_rounds={self.max_tool_rounds}): raise max_tool_rounds, or make the "
+            "task or the tools' descriptions clearer",
+            retryable=False,
+            usage=total,
         )
 
-    async def _streamed(self, request: dict[str, Any]) -> tuple[str, Usage]:
-        """Server-sent events read to the end of the body (never left half-consumed, so
-        nothing waits for the garbage collector; a cancel closes the connection)."""
-        parts: list[str] = []
-        prompt_tokens = completion_tokens = 0
-        streaming = self.client.chat.completions.with_streaming_response
-        async with streaming.create(
-            **request, stream=True, stream_options={"include_usage": True}
-        ) as response:
-            lines = response.iter_lines()
-            async with contextlib.aclosing(lines):
-                async for line in lines:
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[len("data:") :].strip()
-                    if payload == "[DONE]":
-                        continue
-                    chunk = json.loads(payload)
-                    for choice in chunk.get("choices") or ():
-                        content = (choice.get("delta") or {}).get("content")
-                        if content:
-                            parts.append(content)
-                    usage = chunk.get("usage")
-                    if usage:
-                        prompt_tokens = int(usage.get("prompt_tokens", 0))
-                        completion_tokens = int(usage.get("completion_tokens", 0))
-        return "".join(parts), self._usage(prompt_tokens, completion_tokens)
+    async def _first(
+        self, messages: list[Message], emit: Emitter | None, meter: UsageMeter | None, total: Usage
+    ) -> tuple[Reply, Usage]:
+        """The request the step's reservation covers; its usage goes to ``meter.add``
+        (partial while streaming, exact once known), so a cancel charges what it used."""
+        progress = Meter(self._usage, meter.add if meter is not None else None)
+        reply = await self._send(messages, emit, progress, total)
+        progress.update(reply.prompt_tokens, reply.completion_tokens)
+        return reply, self._usage(reply.prompt_tokens, reply.completion_tokens)
 
-    async def _raise_status(self, error: openai.APIStatusError) -> Any:
-        status = error.status_code
-        message = f"{status} from {self.model}: {error.message}"
-        if status in _FATAL_STATUSES:
-            raise AgentCallError(message, retryable=False) from error
-        retry_after = _retry_after(error)
-        if retry_after is not None:
-            # Wait here, inside the attempt: the step's timeout_s still bounds it.
-            await trio.sleep(min(retry_after, MAX_RETRY_AFTER_S))
-        raise AgentCallError(message, retryable=True) from error
+    async def _further(
+        self, messages: list[Message], emit: Emitter | None, meter: UsageMeter | None, total: Usage
+    ) -> tuple[Reply, Usage]:
+        """A later request of the tool loop, admitted and settled on its own."""
+        if meter is None:  # outside a runner that meters: nothing to reserve against
+            reply = await self._send(messages, emit, Meter(self._usage), total)
+            return reply, self._usage(reply.prompt_tokens, reply.completion_tokens)
+        reserve = self._bound(messages) if self.max_tokens is not None else None
+        async with meter.request(reserve) as request:
+            reply = await self._send(messages, emit, Meter(self._usage, request.add), total)
+            used = self._usage(reply.prompt_tokens, reply.completion_tokens)
+            request.settle(used)
+        return reply, used
+
+    async def _send(
+        self, messages: list[Message], emit: Emitter | None, progress: Meter, total: Usage
+    ) -> Reply:
+        request = self._request(messages)
+        try:
+            if not self.stream:
+                return await complete(self.client, request)
+            return await stream(
+                self.client,
+                request,
+                prompt_estimate=self._prompt_guess(messages),
+                meter=progress,
+                emit=emit,
+                encoding=self.encoding,
+            )
+        except openai.OpenAIError as error:
+            # What the call used, this request's streamed part included.
+            raise provider_error(error, self.model, total + progress.reported) from error
 
     def _parse(self, text: str, usage: Usage) -> Any:
-        if self.output_type is None:
+        if self.output is None:
             return text
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise OutputParseError(f"the reply is not JSON: {error}", usage=usage) from error
-        try:
-            return structure(data, self.output_type, what="the reply")
-        except SerializationError as error:
+            return self.output.parse(text)
+        except ReplyMismatch as error:
             raise OutputParseError(str(error), usage=usage) from error
 
 
-def _retry_after(error: openai.APIStatusError) -> float | None:
-    value = error.response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def _assistant(reply: Reply) -> Message:
+    return {
+        "role": "assistant",
+        "content": reply.text or None,
+        "tool_calls": [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in reply.tool_calls
+        ],
+    }

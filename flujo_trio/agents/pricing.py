@@ -1,15 +1,26 @@
-"""Turning token counts into dollars, and bounding a call's tokens before it starts."""
+"""Turning token counts into dollars, and bounding a call's tokens before it starts.
+
+Prices come from the user (:class:`Pricing`, which always wins) or, by model name,
+from ``genai-prices`` (:func:`known_price`), the price table pydantic-ai uses, kept
+up to date by its maintainers instead of typed in by every user.
+"""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from ..errors import ConfigurationError
 from ..usage import Usage, money
+from .tokens import estimate_tokens as estimate_tokens
+
+
+class Price(Protocol):
+    """Anything that prices a request's prompt and completion tokens."""
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> Usage: ...
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -32,12 +43,51 @@ class Pricing:
         return Usage(float(cost), prompt_tokens + completion_tokens)
 
 
-def estimate_tokens(value: Any) -> int:
-    """A deliberately generous token count for text (or JSON-able data).
+@attrs.frozen
+class KnownPrice:
+    """A model's price from ``genai-prices`` (tiers and all), found by :func:`known_price`.
 
-    Real tokenizers average about four characters a token for English; this counts one
-    token per three characters plus a margin, so it is an upper bound for reservations
-    rather than a precise count.
+    .. versionadded:: 0.2
     """
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return len(text) // 3 + 8
+
+    model: str
+    provider_id: str
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
+        from genai_prices import Usage as Tokens
+        from genai_prices import calc_price
+
+        price = calc_price(
+            Tokens(input_tokens=prompt_tokens, output_tokens=completion_tokens),
+            self.model,
+            provider_id=self.provider_id,
+        )
+        return Usage(float(price.total_price), prompt_tokens + completion_tokens)
+
+
+def known_price(model: str, api_url: str | None = None) -> KnownPrice | None:
+    """The ``genai-prices`` price of ``model``, or None when it is not installed or
+    does not know the model.
+
+    The provider is recognised from ``api_url`` when it is a known provider's
+    endpoint; for any other endpoint (a proxy, a local server) the model name alone
+    decides, so a local server that serves ``gpt-4o-mini`` is priced like OpenAI's.
+    Pass ``pricing=Pricing(0, 0)`` for a model that really costs nothing.
+    """
+    try:
+        from genai_prices import Usage as Tokens
+        from genai_prices import calc_price
+    except ImportError:
+        return None
+    nothing = Tokens(input_tokens=0, output_tokens=0)
+    if api_url:
+        try:
+            return KnownPrice(
+                model, calc_price(nothing, model, provider_api_url=api_url).provider.id
+            )
+        except LookupError:
+            pass  # not a provider genai-prices knows by URL: try the model name alone
+    try:
+        return KnownPrice(model, calc_price(nothing, model).provider.id)
+    except LookupError:
+        return None

@@ -35,9 +35,10 @@ from ..usage import (
 from .checks import CheckFailed, apply_plugins, apply_processors, run_validators
 from .delta import changes_since, snapshot
 from .frame import Frame
-from .governor import CallGate, Denial, Grant
+from .governor import Denial, Grant
 from .ledger import BudgetScope
 from .record import StepRecord
+from .requests import RequestGate
 
 #: How long the step whose spend breached the budget may take to report that spend.
 EVENT_SHIELD_S = 5.0
@@ -247,6 +248,9 @@ async def _call_with_retries(
                 raise
         record.attempts += 1
         meter, kwargs = _offered(step, frame, record, scope, number, errors)
+        if meter is not None:
+            assert isinstance(meter.gate, RequestGate)
+            meter.gate.bind(journal, grant)
         # One coroutine frame around the agent call: at 10,000 branches in flight, every
         # layer kept alive here is 10,000 frames for the garbage collector to walk.
         failure: _Failure | None = None
@@ -279,6 +283,7 @@ async def _call_with_retries(
                 getattr(error, "retryable", True) is not False,
                 float(after) if isinstance(after, int | float) else None,
                 False,
+                isinstance(getattr(error, "usage", None), Usage),
             )
         stopped_run = _settled(
             step, frame, record, grant, number, usage, meter, failure, False, output
@@ -305,13 +310,20 @@ _NO_KWARGS: dict[str, Any] = {}  # never mutated: passed as ``**{}`` at most
 
 
 class _Failure:
-    __slots__ = ("estimated", "message", "retry_after", "retryable")
+    __slots__ = ("estimated", "message", "reported", "retry_after", "retryable")
 
     def __init__(
-        self, message: str, retryable: bool, retry_after: float | None, estimated: bool
+        self,
+        message: str,
+        retryable: bool,
+        retry_after: float | None,
+        estimated: bool,
+        reported: bool = False,
     ) -> None:
         self.message, self.retryable = message, retryable
         self.retry_after, self.estimated = retry_after, estimated
+        self.reported = reported
+        """The failed call reported what it spent (an ``usage`` on its exception)."""
 
 
 def _offered(
@@ -336,9 +348,8 @@ def _offered(
     if "resources" in accepts:
         kwargs["resources"] = run.resources
     if "meter" in accepts:
-        meter = kwargs["meter"] = UsageMeter(
-            _RequestGate(run.governor, scope, frame, record, number)
-        )
+        gate = RequestGate(run.governor, scope, frame.address, frame.position, record, number)
+        meter = kwargs["meter"] = gate.meter
     if "emit" in accepts:
         bus = run.bus
         kwargs["emit"] = Emitter(bus.emit if bus.active else None, run.run_id, frame.step_label)
@@ -370,8 +381,21 @@ def _settled(
     else:
         estimated = failure is not None and failure.estimated
     stop_before = governor.root.stop
-    governor.settle(grant, own, estimated=estimated)
-    record.charge(own)
+    if grant.settled:
+        # The call's first request was settled when it opened a second one; what the
+        # call reports now corrects that first settlement (either way).
+        assert meter is not None
+        assert isinstance(meter.gate, RequestGate)
+        if failure is None or failure.reported:  # the call said what it spent in all
+            first = meter.gate.first_usage
+            cost = money(own.cost_usd) - money(first.cost_usd)
+            tokens = own.tokens - first.tokens
+            governor.correct(grant.chain, cost, tokens)
+            record.cost += cost
+            record.tokens += tokens
+    else:
+        governor.settle(grant, own, estimated=estimated)
+        record.charge(own)
     if estimated:
         record.metadata["usage_estimated"] = True
     if interrupted:
@@ -448,66 +472,3 @@ def _replay_call(
     if prior.status is CallStatus.FAILED:
         errors.append(prior.error or "the agent failed")
     return None
-
-
-class _RequestGate(CallGate):
-    """Further model requests of one call: admitted in the call's scope, journaled
-    before they start (durable stores), and charged to the step."""
-
-    __slots__ = ("frame", "number", "record", "requests")
-
-    def __init__(
-        self, governor: Any, scope: BudgetScope, frame: Frame, record: StepRecord, number: int
-    ) -> None:
-        super().__init__(governor, scope, None)
-        self.frame, self.record, self.number = frame, record, number
-        self.requests = 0
-
-    async def admit(self, reserve: Usage) -> object:
-        grant = await super().admit(reserve)
-        self.requests += 1
-        journal = self.frame.run.journal
-        if journal.durable:
-            journal.record(
-                CallRecord(
-                    self.frame.address,
-                    self.frame.position,
-                    self.number,
-                    CallStatus.STARTED,
-                    reserved=reserve,
-                    request=self.requests,
-                )
-            )
-            try:
-                await journal.sync()
-            except BaseException:
-                assert isinstance(grant, Grant)
-                self.governor.settle(grant, NO_USAGE)
-                raise
-        return _Numbered(grant, self.requests)
-
-    def settle(self, grant: object, actual: Usage, *, estimated: bool) -> None:
-        assert isinstance(grant, _Numbered)
-        assert isinstance(grant.grant, Grant)
-        self.governor.settle(grant.grant, actual, estimated=estimated)
-        self.record.charge(actual)
-        if estimated:
-            self.record.metadata["usage_estimated"] = True
-        self.frame.run.journal.record(
-            CallRecord(
-                self.frame.address,
-                self.frame.position,
-                self.number,
-                CallStatus.INTERRUPTED if estimated else CallStatus.SUCCEEDED,
-                usage=actual,
-                estimated=estimated,
-                request=grant.request,
-            )
-        )
-
-
-class _Numbered:
-    __slots__ = ("grant", "request")
-
-    def __init__(self, grant: object, request: int) -> None:
-        self.grant, self.request = grant, request

@@ -231,6 +231,17 @@ class Governor:
         if self._queue:
             self._pump()
 
+    def correct(self, chain: tuple[BudgetScope, ...], cost: Decimal, tokens: int) -> None:
+        """Adjust spend already settled (either way) when a call reports its real usage
+        after an estimate was settled for part of it."""
+        if not cost and not tokens:
+            return
+        for scope in chain:
+            scope.spend(cost, tokens)
+        self._check(chain)
+        if self._queue:
+            self._pump()
+
     def charge(self, scope: BudgetScope, actual: Usage, *, include_run: bool = True) -> None:
         """Spend not tied to a grant (a journaled call replayed into the scopes of a
         resumed run: ``include_run=False``, as the run's total already holds it)."""
