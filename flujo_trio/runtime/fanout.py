@@ -21,6 +21,7 @@ from ..dsl.pipeline import Pipeline
 from ..state.journal import StepStatus
 from ..usage import UsageLimits
 from .errors import sole_error
+from .executor import JobSession, local_jobs
 from .frame import Frame
 from .kernel import end_scoped
 from .record import StepRecord
@@ -84,15 +85,18 @@ async def fan_out(
     max_concurrency: int | None,
     fail_fast: bool,
     job_limits: UsageLimits | None = None,
+    executor: Any = None,
 ) -> FanOut:
     """Run ``jobs`` concurrently; with ``fail_fast`` the first failure cancels the rest.
 
-    ``job_limits`` gives every job a budget of its own (``MapStep(item_limits=)``).
+    ``job_limits`` gives every job a budget of its own (``MapStep(item_limits=)``);
+    ``executor`` runs the jobs' bodies elsewhere (see :mod:`.executor`).
     """
     result = FanOut(copy_attrs_fields(frame.context, what="the context"), len(jobs))
     limiter = trio.CapacityLimiter(max_concurrency) if max_concurrency else None
+    opening = local_jobs(frame) if executor is None else executor.open(frame)
     try:
-        async with trio.open_nursery() as nursery:
+        async with opening as session, trio.open_nursery() as nursery:
             cancel_on_failure = nursery.cancel_scope if fail_fast else None
             for index, job in enumerate(jobs):
                 slot: Slot | None = None
@@ -110,6 +114,7 @@ async def fan_out(
                     slot,
                     cancel_on_failure,
                     job_limits,
+                    session,
                     name=f"{frame.task_name}/{job.name}",
                 )
     except BaseExceptionGroup as group:
@@ -133,6 +138,7 @@ async def _run_job(
     slot: Slot | None,
     cancel_on_failure: trio.CancelScope | None,
     job_limits: UsageLimits | None,
+    session: JobSession,
 ) -> None:
     with slot if slot is not None else contextlib.nullcontext():
         await trio.lowlevel.checkpoint_if_cancelled()  # a stopped run starts nothing new
@@ -145,11 +151,9 @@ async def _run_job(
         record = StepRecord(job.name, job.kind, job_frame.address, job_frame.position)
         result.records[index] = record
         if job_limits is None:
-            last = await run.kernel.run_sequence(job.body.steps, job.data, job_frame, record)
-            record.end_like(last, last.output)
+            record.branch_context = await session.run_job(job, job_frame, record)
         else:
-            await _scoped_job(job, job_frame, record, job_limits)
-        record.branch_context = job_frame.context
+            await _scoped_job(job, job_frame, record, job_limits, session)
         run.journal.record_step(record)
         failed = record.status is StepStatus.FAILED
         if failed and cancel_on_failure is not None and not run.control.denied:
@@ -161,12 +165,12 @@ async def _run_job(
                 await run.bus.step_finished(job_frame.path, record)
 
 
-async def _scoped_job(job: Job, frame: Frame, record: StepRecord, limits: UsageLimits) -> None:
+async def _scoped_job(
+    job: Job, frame: Frame, record: StepRecord, limits: UsageLimits, session: JobSession
+) -> None:
     governor = frame.run.governor
+    record.branch_context = frame.context
     with trio.CancelScope() as cancel_scope:
         scope = governor.open_scope(job.name, limits, frame.scope, cancel_scope)
-        last = await frame.run.kernel.run_sequence(
-            job.body.steps, job.data, frame.with_scope(scope), record
-        )
-        record.end_like(last, last.output)
+        record.branch_context = await session.run_job(job, frame.with_scope(scope), record)
     end_scoped(record, scope, job.name, frame)

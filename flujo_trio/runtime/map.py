@@ -38,6 +38,7 @@ async def run_map(step: MapStep, data: Any, frame: Frame, record: StepRecord) ->
         max_concurrency=step.max_concurrency,
         fail_fast=True,
         job_limits=step.item_limits,
+        executor=step.executor,
     )
     results, failed = done.started, done.failed
     output = [job.output for job in results]

@@ -17,7 +17,12 @@ async def run_parallel(step: ParallelStep, data: Any, frame: Frame, record: Step
     propagate = step.on_branch_failure is BranchFailure.PROPAGATE
     jobs = [Job(name, body, data, "branch") for name, body in step.branches.items()]
     done = await fan_out(
-        jobs, frame, record, max_concurrency=step.max_concurrency, fail_fast=propagate
+        jobs,
+        frame,
+        record,
+        max_concurrency=step.max_concurrency,
+        fail_fast=propagate,
+        executor=step.executor,
     )
     branches, failed = done.started, done.failed
     output = {branch.name: branch.output for branch in branches}
