@@ -619,9 +619,40 @@ def _refuse_constant(name: str) -> Any:
 def dumps(data: Any, *, what: str) -> str:
     """JSON text of unstructured data (no NaN/Infinity literals, compact)."""
     try:
-        return json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as error:
         raise SerializationError(f"Cannot serialize {what}: {error}") from error
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        where = _bad_text_path(data, "$") or "a text value"
+        raise SerializationError(
+            f"Cannot serialize {what}: {where} is not valid Unicode (a lone surrogate, e.g. "
+            "from decoding bytes with 'surrogateescape'): store it as bytes or clean the text"
+        ) from None
+    return text
+
+
+def _bad_text_path(data: Any, path: str) -> str | None:
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(data, list):
+        for index, item in enumerate(data):
+            found = _bad_text_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    elif isinstance(data, dict):
+        for key, item in data.items():
+            found = _bad_text_path(key, f"{path} (a key)") or _bad_text_path(
+                item, f"{path}[{key!r}]"
+            )
+            if found:
+                return found
+    return None
 
 
 def loads(text: str | bytes, *, what: str) -> Any:

@@ -263,12 +263,6 @@ def new_state(run_id: str = "r1", *, owner: str | None = None, **changes: Any) -
     return attrs.evolve(state, **changes)
 
 
-def sql_stores_but_sqlite_fails(why: str) -> list[Any]:
-    """Both SQL stores, with SQLite's known gap marked: a strict xfail fails the day the
-    gap is fixed, so the mark cannot outlive it."""
-    return [pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=why)), "postgres"]
-
-
 async def snapshot(stores: Stores, run_id: str = "r1") -> Any:
     """Everything stored about a run: the rows as stored (SQL), or the loaded state."""
     if stores.raw is None:
@@ -416,10 +410,7 @@ async def test_a_value_that_cannot_be_stored_fails_when_recorded_and_stores_noth
 
 @pytest.mark.parametrize(
     "kind",
-    sql_stores_but_sqlite_fails(
-        "the codec writes lone surrogates into the JSON text, which sqlite3 "
-        "cannot encode: a bare UnicodeEncodeError (reported to the codec's owner)"
-    ),
+    ["sqlite", "postgres"],
 )
 async def test_text_that_is_not_unicode_is_a_serialization_error(stores, store):
     await store.create_run(new_state(owner="me:1:1:x"))
@@ -705,10 +696,7 @@ async def test_a_tampered_entry_naming_a_class_calls_nothing(stores, store, cana
 
 @pytest.mark.parametrize(
     "kind",
-    sql_stores_but_sqlite_fails(
-        "SqliteStore.claim_run commits the claim, then loads the run: a run "
-        "that cannot be loaded is left claimed (reported to the store's owner)"
-    ),
+    ["sqlite", "postgres"],
 )
 async def test_a_run_that_cannot_be_loaded_is_not_claimed(stores, store, canary_log):
     await tamper_entry(stores, store, HOSTILE[0])

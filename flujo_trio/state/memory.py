@@ -33,7 +33,7 @@ from .owner import (
     run_exists,
 )
 from .protocol import Finish
-from .records import RunState, RunSummary, Spent
+from .records import RunState, RunSummary, Spent, listing_filters
 
 _FINAL = (RunStatus.COMPLETED, RunStatus.FAILED)
 
@@ -254,6 +254,7 @@ class MemoryStore:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[RunSummary]:
+        since = listing_filters(since, limit)
         rows = [
             summary_of(kept.state)
             for kept in self._runs.values()
@@ -261,7 +262,8 @@ class MemoryStore:
             and (pipeline is None or kept.state.pipeline_name == pipeline)
             and (since is None or kept.state.updated_at >= since)
         ]
-        ordered = sorted(rows, key=lambda row: row.updated_at, reverse=True)
+        ordered = sorted(rows, key=lambda row: row.run_id)
+        ordered.sort(key=lambda row: row.updated_at, reverse=True)
         return ordered[:limit] if limit is not None else ordered
 
     async def get_summary(self, run_id: str) -> RunSummary | None:

@@ -39,7 +39,7 @@ from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_owne
 from .postgres_db import Connection, PostgresDatabase
 from .postgres_sql import Statements, entry_rows
 from .protocol import Finish
-from .records import RunState, RunSummary, Spent
+from .records import RunState, RunSummary, Spent, listing_filters
 
 
 def _check_pool_size(value: object) -> int:
@@ -297,6 +297,7 @@ class PostgresStore:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[RunSummary]:
+        since = listing_filters(since, limit)
         where: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -311,7 +312,7 @@ class PostgresStore:
         query = self._sql.list
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY updated_at DESC"
+        query += " ORDER BY updated_at DESC, run_id"
         if limit is not None:
             query += " LIMIT %s"
             params.append(int(limit))

@@ -3,13 +3,14 @@ listings show. Everything here is frozen: saved records are facts, never builder
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from ..context import PipelineContext, RunStatus, utc_now
+from ..errors import ConfigurationError
 from ..results import StepResult
 from ..usage import UsageLimits
 from .journal import Entry, results_from_journal
@@ -100,3 +101,22 @@ class RunSummary:
     error: str | None = None
     """Set when this run's stored row is damaged: what is wrong with it (the other
     fields are then placeholders)."""
+
+
+def listing_filters(since: datetime | None, limit: int | None) -> datetime | None:
+    """Check ``list_runs`` filters the same way for every store; ``since`` in UTC."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigurationError(f"list_runs(limit=) must be an int >= 0 or None, got {limit!r}")
+    if since is None:
+        return None
+    if not isinstance(since, datetime) or since.tzinfo is None:
+        raise ConfigurationError(
+            f"list_runs(since=) must be a timezone-aware datetime, got {since!r}: "
+            "e.g. datetime.now(UTC) - timedelta(hours=2)"
+        )
+    return since.astimezone(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """How SQL stores write times: UTC, fixed width, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

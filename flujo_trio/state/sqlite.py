@@ -16,6 +16,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import attrs
+
 from ..context import RunStatus, utc_now
 from ..errors import ResumeError
 from ..usage import UsageLimits
@@ -33,7 +35,7 @@ from .codec import (
 from .journal import Entry
 from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_ownership, run_exists
 from .protocol import Finish
-from .records import RunState, RunSummary, Spent
+from .records import RunState, RunSummary, Spent, listing_filters, timestamp
 from .sqlite_db import SqliteDatabase, write
 
 _SUMMARY_COLUMNS = (
@@ -131,16 +133,16 @@ class SqliteStore:
                     state.run_id,
                     state.pipeline_name,
                     state.status.value,
-                    now.isoformat(),
-                    now.isoformat(),
+                    timestamp(now),
+                    timestamp(now),
                     str(state.spent.cost_usd),
                     state.spent.tokens,
                     state.spent.requests,
                     state.origin,
                     state.fingerprint,
                     state.owner,
-                    now.isoformat() if state.owner else None,
-                    lease.isoformat() if lease else None,
+                    timestamp(now) if state.owner else None,
+                    timestamp(lease) if lease else None,
                     len(entries),
                     *(header[name] for name in ("input", "context", "initial_context")),
                     header["limits"],
@@ -166,13 +168,16 @@ class SqliteStore:
         claim = Claim(owner, self.clock(), self.lease_s)
         limits_text = encode_limits(limits)
 
-        def take(connection: sqlite3.Connection) -> dict[str, Any] | Exception:
+        def take(connection: sqlite3.Connection) -> RunState | Exception:
             row = _fetch_state(connection, run_id)
             if row is None:
                 return ResumeError(f"No run {run_id!r} in {self.path}")
             refusal = claim_refusal(holding_from_row(row), claim, expected_version)
             if refusal is not None:
                 return refusal
+            # Decoded before the claim commits: a run that cannot be loaded stays as it was
+            # (the error rolls the transaction back).
+            loaded = _decode_loaded(run_id, row, _fetch_entries(connection, run_id))
             connection.execute(
                 """UPDATE runs SET status = ?, owner = ?, owner_since = ?, lease_expires_at = ?,
                        limits = ?, updated_at = ?, version = version + 1
@@ -180,21 +185,28 @@ class SqliteStore:
                 (
                     RunStatus.RUNNING.value,
                     claim.owner,
-                    claim.now.isoformat(),
-                    claim.expires.isoformat(),
+                    timestamp(claim.now),
+                    timestamp(claim.expires),
                     limits_text,
-                    claim.now.isoformat(),
+                    timestamp(claim.now),
                     run_id,
                 ),
             )
-            return row
+            return attrs.evolve(
+                loaded,
+                status=RunStatus.RUNNING,
+                owner=claim.owner,
+                owner_since=claim.now,
+                lease_expires_at=claim.expires,
+                limits=limits,
+                updated_at=claim.now,
+                version=loaded.version + 1,
+            )
 
         outcome = await self.database.run(lambda c: write(c, take))
         if isinstance(outcome, Exception):
             raise outcome
-        state = await self.load_run(run_id)
-        assert state is not None
-        return state
+        return outcome
 
     async def append(
         self,
@@ -234,8 +246,8 @@ class SqliteStore:
                 str(spent.cost_usd),
                 spent.tokens,
                 spent.requests,
-                now.isoformat(),
-                lease.isoformat(),
+                timestamp(now),
+                timestamp(lease),
                 next_seq + len(entries),
             ]
             if finish is not None:
@@ -251,7 +263,7 @@ class SqliteStore:
                         "lease_expires_at = NULL",
                     ]
                     assignments.remove("lease_expires_at = ?")
-                    values.remove(lease.isoformat())
+                    values.remove(timestamp(lease))
             connection.execute(
                 f"UPDATE runs SET {', '.join(assignments)} WHERE run_id = ?", (*values, run_id)
             )
@@ -262,7 +274,7 @@ class SqliteStore:
             raise problem
 
     async def renew(self, run_id: str, owner: str) -> None:
-        expires = Claim(owner, self.clock(), self.lease_s).expires.isoformat()
+        expires = timestamp(Claim(owner, self.clock(), self.lease_s).expires)
 
         def push(connection: sqlite3.Connection) -> int:
             return connection.execute(
@@ -304,7 +316,7 @@ class SqliteStore:
                     state.run_id,
                     state.pipeline_name,
                     state.status.value,
-                    state.created_at.isoformat(),
+                    timestamp(state.created_at),
                     now,
                     str(state.spent.cost_usd),
                     state.spent.tokens,
@@ -312,8 +324,8 @@ class SqliteStore:
                     state.origin,
                     state.fingerprint,
                     state.owner,
-                    state.owner_since.isoformat() if state.owner_since else None,
-                    state.lease_expires_at.isoformat() if state.lease_expires_at else None,
+                    timestamp(state.owner_since) if state.owner_since else None,
+                    timestamp(state.lease_expires_at) if state.lease_expires_at else None,
                     len(entries),
                     *(header[name] for name in ("input", "context", "initial_context")),
                     header["limits"],
@@ -335,20 +347,14 @@ class SqliteStore:
                 row = _fetch_state(connection, run_id)
                 if row is None:
                     return None
-                entries = connection.execute(
-                    "SELECT seq, kind, entry FROM journal WHERE run_id = ? ORDER BY seq",
-                    (run_id,),
-                ).fetchall()
-                return row, entries
+                return row, _fetch_entries(connection, run_id)
             finally:
                 connection.execute("COMMIT")
 
         found = await self.database.run(fetch)
         if found is None:
             return None
-        row, rows = found
-        journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in rows]
-        return decode_state(row, journal)
+        return _decode_loaded(run_id, *found)
 
     async def list_runs(
         self,
@@ -358,6 +364,7 @@ class SqliteStore:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[RunSummary]:
+        since = listing_filters(since, limit)
         where, params = [], []
         if status is not None:
             where.append("status = ?")
@@ -367,11 +374,11 @@ class SqliteStore:
             params.append(pipeline)
         if since is not None:
             where.append("updated_at >= ?")
-            params.append(since.isoformat())
+            params.append(timestamp(since))
         sql = f"SELECT {_SUMMARY_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_at DESC"
+        sql += " ORDER BY updated_at DESC, run_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
 
@@ -397,6 +404,17 @@ class SqliteStore:
             return connection.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
 
         return bool(await self.database.run(lambda c: write(c, delete)))
+
+
+def _fetch_entries(connection: sqlite3.Connection, run_id: str) -> list[tuple[int, str, str]]:
+    return connection.execute(
+        "SELECT seq, kind, entry FROM journal WHERE run_id = ? ORDER BY seq", (run_id,)
+    ).fetchall()
+
+
+def _decode_loaded(run_id: str, row: dict[str, Any], rows: list[tuple[int, str, str]]) -> RunState:
+    journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in rows]
+    return decode_state(row, journal)
 
 
 def _insert_entries(
