@@ -69,8 +69,14 @@ def encode_header(state: RunState, fields: Sequence[str] = HEADER_FIELDS) -> dic
     what = f"run {state.run_id!r}"
     return {
         name: dumps(
-            unstructure(getattr(state, name), _HEADER_TYPES[name], what=f"the {name} of {what}"),
-            what=what,
+            # The shape is plain JSON already, nested as deep as the pipeline: it skips
+            # the converter (whose walk would recurse through every level).
+            state.shape
+            if name == "shape"
+            else unstructure(
+                getattr(state, name), _HEADER_TYPES[name], what=f"the {name} of {what}"
+            ),
+            what=f"the {name} of {what}",
         )
         for name in fields
     }
@@ -114,7 +120,9 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
             what=f"the {name} of {what}",
         )
         for name in HEADER_FIELDS
+        if name != "shape"
     }
+    header["shape"] = _plain_shape(_json(row["shape"], what=f"the shape of {what}"))
     try:
         return RunState(
             run_id=run_id,
@@ -144,6 +152,12 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
         raise SerializationError(
             f"Cannot load {what}: a summary column is damaged ({error})"
         ) from error
+
+
+def _plain_shape(value: Any) -> list[Any] | None:
+    """A stored shape is only compared and shown, never turned into objects: any JSON
+    list is kept as it is (anything else reads as no shape)."""
+    return value if isinstance(value, list) else None
 
 
 def _json(value: Any, *, what: str) -> Any:

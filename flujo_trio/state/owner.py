@@ -126,22 +126,26 @@ class Holding:
 
 
 def claim_refusal(state: Holding, claim: Claim, expected_version: int | None) -> Exception | None:
-    """Why ``claim`` may not take ``state`` over, or None when it may."""
-    if expected_version is not None and state.version != expected_version:
-        return ResumeError(
-            f"Run {state.run_id!r} changed while this resume was starting (another "
-            "process resumed or wrote it); load it again and retry"
-        )
+    """Why ``claim`` may not take ``state`` over, or None when it may (a live owner is
+    named first: it is what a resume that lost a race needs to hear)."""
     if state.status not in RESUMABLE:
         return ResumeError(
             f"Run {state.run_id!r} is {state.status.value}: there is nothing to resume"
         )
     owner = state.owner
-    if owner is None or owner == claim.owner:
-        return None
-    expired = state.lease_expires_at is None or state.lease_expires_at <= claim.now
-    if expired or owner_is_dead(owner):
-        return None
+    if owner is not None and owner != claim.owner:
+        expired = state.lease_expires_at is None or state.lease_expires_at <= claim.now
+        if not expired and not owner_is_dead(owner):
+            return _busy(state, owner)
+    if expected_version is not None and state.version != expected_version:
+        return ResumeError(
+            f"Run {state.run_id!r} changed while this resume was starting (another "
+            "process resumed or wrote it); load it again and retry"
+        )
+    return None
+
+
+def _busy(state: Holding, owner: str) -> ResumeError:
     since = state.owner_since.isoformat() if state.owner_since else "an unknown time"
     until = state.lease_expires_at.isoformat() if state.lease_expires_at else "?"
     return ResumeError(
