@@ -34,6 +34,11 @@ def rows(path: Path) -> tuple[list[Any], list[Any]]:
         )
 
 
+def nothing_at(*paths: Path) -> bool:
+    """No side effect left a file behind (the canary's log, a command's output)."""
+    return not any(path.exists() for path in paths)
+
+
 @pytest.fixture
 def canary_log(tmp_path, monkeypatch):
     log = tmp_path / "canary.log"
@@ -69,8 +74,7 @@ async def test_tags_in_an_answer_stay_plain_data(tmp_path, canary_log, tag, inpu
         stored = await fresh.load_run(paused.run_id)
     kept = stored.steps[0].output
     assert (kept.extra if input_type else kept)["payload"] == tag
-    assert not canary_log.exists()
-    assert not (tmp_path / "p").exists() and not Path("pwned").exists()
+    assert nothing_at(canary_log, tmp_path / "p", Path("pwned"))
 
 
 @pytest.mark.parametrize(
@@ -96,13 +100,13 @@ async def test_bad_answers_are_refused_and_the_stored_run_is_byte_identical(
         HumanStep("ask", input_type=Answer) >> Step("after", StubAgent(["ok"])),
         store=SqliteStore(db),
     )
-    paused = await runner.run("q", run_id="r")
+    await runner.run("q", run_id="r")
     before = rows(db)
     with pytest.raises(ResumeError, match=why):
         await runner.resume("r", answer)
     assert rows(db) == before
     assert (await runner.resume("r", {"approved": False})).success
-    assert not canary_log.exists()
+    assert nothing_at(canary_log)
 
 
 async def test_an_answer_for_a_bool_or_int_input_type_is_strict(tmp_path):
