@@ -51,6 +51,8 @@ class RunJournal:
         self._wakeup = trio.Event()
         self._stored = trio.lowlevel.ParkingLot()
         self._writing = trio.Lock()
+        self.closed = False
+        """The last write (with the run's final status) is done: nothing more is written."""
         self.failure: FlujoTrioError | None = None
 
     def record(self, entry: Entry) -> None:
@@ -114,10 +116,13 @@ class RunJournal:
         task_status.started()
         while self.failure is None:
             await trio.sleep(interval_s)
-            try:
-                await self.store.renew(self.run_id, self.owner)
-            except FlujoTrioError as error:
-                self._fail(error)
+            async with self._writing:  # never between the last write and the run's end
+                if self.closed or self.failure is not None:
+                    return
+                try:
+                    await self.store.renew(self.run_id, self.owner)
+                except FlujoTrioError as error:
+                    self._fail(error)
 
     async def _commit(self, finish: Finish | None = None) -> None:
         async with self._writing:  # commits land in the order they were taken
@@ -147,8 +152,15 @@ class RunJournal:
         except OSError as error:
             self._fail(StoreError(f"Could not write run {self.run_id!r}: {error}"))
             return
+        except BaseException:
+            # Cancelled before the store began the write (a write, once begun, runs to its
+            # end in a worker thread): the batch is still to be written, by close().
+            self._pending[:0] = batch
+            raise
         self._committed = max(self._committed, upto)
         self._stored.unpark_all()
+        if finish is not None:
+            self.closed = True
 
     def _fail(self, error: FlujoTrioError) -> None:
         if self.failure is None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 from ..context import PipelineContext, RunStatus
 from ..copying import copy_attrs_fields
@@ -111,7 +112,9 @@ async def open_new(runner: Runner, start: Start) -> Setup:
         fingerprint=plan.fingerprint,
         owner=owner,
     )
-    with plan.allowing():
+    with plan.allowing(), trio.CancelScope(shield=True):
+        # A write cannot be interrupted half-way: once it is done, the caller's cancel
+        # lands in the run's own cleanup, which stores the run as cancelled.
         await runner.store.create_run(state)
     return Setup(state, owner, start.input, context, limits, Spent(), None)
 
@@ -168,7 +171,7 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
             "resume it without an answer to continue it"
         )
     owner = new_owner()
-    with plan.allowing():
+    with plan.allowing(), trio.CancelScope(shield=True):  # as for create_run, above
         claimed = await store.claim_run(
             run_id, owner, expected_version=stored.version, limits=limits
         )

@@ -191,20 +191,28 @@ class Run:
             await self.journal.close(Finish(RunStatus.FAILED, None))
 
     async def save_cancelled(self) -> None:
-        """The caller cancelled: store the run as ``cancelled``, within a bounded time."""
+        """The caller cancelled: store the run as ``cancelled``, then tell the hooks.
+
+        The write is shielded without a deadline of the run's clock: it runs in a worker
+        thread that cannot be interrupted anyway, so such a deadline would only abandon
+        the save (and a mock clock in tests would fire it at once); each store bounds its
+        own waits instead (SQLite's busy timeout, PostgreSQL's connect and statement
+        timeouts). Hooks are user code: they get ``CANCEL_SAVE_TIMEOUT_S``.
+        """
         logger.info(
             "run %s of %s cancelled by its caller; saving it", self.run_id, self.runner.name
         )
         reason = "the caller cancelled the run"
-        with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
-            cleanup.shield = True
+        with trio.CancelScope(shield=True):
             self._journal_interrupted(reason)
             self.context.status = RunStatus.CANCELLED
             try:
                 await self._close(RunStatus.CANCELLED)
             except FlujoTrioError as error:
                 logger.warning("run %s: saving it as cancelled failed: %s", self.run_id, error)
-            if self.runner.hooks:
+        if self.runner.hooks:
+            with trio.move_on_after(CANCEL_SAVE_TIMEOUT_S) as cleanup:
+                cleanup.shield = True
                 cancelled = self.result_as(RunStatus.CANCELLED, reason)
                 await self.bus.emit(RunFinished(cancelled), hooks_only=True)
 
