@@ -42,7 +42,7 @@ from ..usage import UsageLimits, format_money
 from .graph_page import page
 from .inputs import InputError, answer_input, run_input
 from .stores import missing, open_store, shown
-from .targets import TargetError, load_target, pipeline_of
+from .targets import TargetError, canonical_target, load_origin, load_target, pipeline_of
 from .view import LiveModel, result_document, result_tree
 
 EXIT_CODES = {
@@ -79,8 +79,8 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def build_runner(target: str, db: str, limits: UsageLimits | None) -> Runner:
-    loaded = load_target(target)
+def build_runner(target: str, db: str, limits: UsageLimits | None, run_id: str = "") -> Runner:
+    loaded = load_origin(run_id, target) if run_id else load_target(target)
     store = open_store(db)
     if isinstance(loaded, Runner):
         merged = loaded.limits.merged(limits) if limits is not None else loaded.limits
@@ -246,7 +246,7 @@ def run_command(
     if cost_limit is not None or token_limit is not None:
         limits = UsageLimits(total_cost_usd_limit=cost_limit, total_tokens_limit=token_limit)
     try:
-        runner = build_runner(target, db, limits)
+        runner = build_runner(canonical_target(target), db, limits)
         data = run_input(input_text, input_file)
     except _INPUT_ERRORS as error:
         fail(str(error))
@@ -281,7 +281,7 @@ def resume_command(run_id: str, input_text: str | None, db: str, as_json: bool) 
         fail(f"run {run_id!r} was not started from the CLI; resume it from Python")
     try:
         answer = answer_input(input_text)
-        runner = build_runner(summary.origin, db, None)
+        runner = build_runner(summary.origin, db, None, run_id)
         with runner.plan.allowing():
             state = trio.run(runner.store.load_run, run_id)
     except _INPUT_ERRORS as error:
