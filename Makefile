@@ -51,7 +51,8 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 # The main job through the CLI on the default SQLite store: a run that pauses for a
-# person (exit code 4), a scripted answer that resumes it, then the stored step tree.
+# person (exit code 4), a scripted answer that resumes it, then the stored step tree
+# and the demo's latest runs (read from the store without the pipeline's code).
 demo: $(STAMP)
 	@run_id=demo-$$($(PY) -c 'import uuid; print(uuid.uuid4().hex[:8])'); \
 	echo "== flujo-trio run (pauses for approval)"; \
@@ -61,7 +62,9 @@ demo: $(STAMP)
 	echo "== flujo-trio resume $$run_id (scripted approval)"; \
 	$(CLI) resume $$run_id --input '{"approved": true, "note": "ship it"}' --db $(DB) || exit 1; \
 	echo "== flujo-trio runs show $$run_id"; \
-	$(CLI) runs show $$run_id --db $(DB)
+	$(CLI) runs show $$run_id --db $(DB) || exit 1; \
+	echo "== flujo-trio runs list --pipeline demo --limit 3"; \
+	$(CLI) runs list --pipeline demo --limit 3 --db $(DB)
 
 # Speed, memory, governance and cancellation next to the raw-Trio floor (< 10 min).
 bench: $(STAMP)

@@ -133,10 +133,20 @@ def allowing(classes: Iterable[type] = (), modules: Iterable[str] = ()) -> Itera
         _ALLOWANCE.reset(token)
 
 
+@attrs.define
+class PlainContext(PipelineContext):
+    """A context of another class, as :func:`plain_values` loads it: the base fields,
+    the stored class name (text, never resolved) and the class's own fields as plain
+    JSON, so a stored run can be shown whole without importing its code."""
+
+    class_name: str = ""
+    other_fields: dict[str, Any] = attrs.field(factory=dict)
+
+
 @contextmanager
 def plain_values() -> Iterator[None]:
     """Loads inside this block turn tagged values into plain JSON (classes are never
-    resolved), and contexts of unknown classes into a base :class:`PipelineContext`."""
+    resolved), and contexts of other classes into a :class:`PlainContext`."""
     token = _MODE.set("plain")
     try:
         yield
@@ -427,9 +437,12 @@ def _context_hooks(converter: FlujoConverter) -> None:
             fields = {k: v for k, v in data.items() if k != CONTEXT_TAG}
             if _MODE.get() == "plain" and path != class_path(PipelineContext):
                 known = {f.name for f in attrs.fields(PipelineContext)}
-                return structure_with(
+                base = structure_with(
                     PipelineContext, {k: fields[k] for k in known & fields.keys()}
                 )
+                others = {k: _decode_any(converter, v) for k, v in fields.items() if k not in known}
+                values = {f.name: getattr(base, f.name) for f in attrs.fields(PipelineContext)}
+                return PlainContext(**values, class_name=str(path), other_fields=others)
             cls = target if path == class_path(target) else _resolve(converter.registry, path)
             if not issubclass(cls, target):
                 raise TypeError(f"stored context {path} is not a {target.__qualname__}")

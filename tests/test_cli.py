@@ -14,6 +14,8 @@ from pathlib import Path
 import pyte
 import pytest
 
+from tests.cli_pty import Terminal
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "flujo-trio")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -113,12 +115,14 @@ def test_runs_list_show_and_delete(db):
     assert {r["run_id"]: r["status"] for r in listed} == {"r1": "completed", "r2": "paused"}
     paused = json.loads(cli("runs", "list", "--status", "paused", db=db).stdout)
     assert [r["run_id"] for r in paused] == ["r2"]
-    shown = cli("runs", "show", "r1", db=db)
-    assert shown.returncode == 0
-    for text in ("first", "second", "attempts=1", "total: $0.02", "no cost limit"):
-        assert text in shown.stdout
-    doc = json.loads(cli("runs", "show", "r1", "--json", db=db).stdout)
+    with Terminal("runs", "show", "r1", "--db", str(db)) as terminal:
+        code, shown = terminal.finish()
+    assert code == 0
+    for text in ("✓ first", "✓ second", "attempts=1", "total: $0.02", "no cost limit"):
+        assert text in shown
+    doc = json.loads(cli("runs", "show", "r1", db=db).stdout)  # not a terminal: JSON
     assert doc["steps"][1]["latency_s"] >= 0 and doc["total_tokens"] == 20
+    assert doc == json.loads(cli("runs", "show", "r1", "--json", db=db).stdout)
     assert cli("runs", "delete", "r1", db=db).returncode == 0
     assert cli("runs", "delete", "r1", db=db).returncode == 2
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.cli_run import flujo, ok_json, one_error_line
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "flujo-trio")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -51,3 +53,28 @@ def test_an_unreachable_server_is_one_clear_line_without_the_password(pg_databas
     assert listed.stderr.startswith("flujo-trio: error: PostgreSQL store postgresql://flujo@")
     assert "refused" in listed.stderr and str(params["password"]) not in listed.stderr
     assert listed.stderr.count("\n") == 1
+
+
+def test_inspection_from_another_directory_on_postgres(pg_database, tmp_path):
+    db = pg_database
+    for run_id, target in [("p1", "human"), ("p2", "human"), ("c1", "pipeline")]:
+        cli("run", f"tests.cli_pipelines:{target}", "--input", "x", "--run-id", run_id, db=db)
+
+    def ids(*args: str) -> list[str]:
+        done = flujo("runs", "list", *args, "--db", db, cwd=tmp_path)
+        return [row["run_id"] for row in ok_json(done)]
+
+    assert ids() == ["c1", "p2", "p1"]
+    assert ids("--pipeline", "draft") == ["p2", "p1"]
+    assert ids("--limit", "1") == ["c1"]
+    assert ids("--since", "1h", "--status", "paused") == ["p2", "p1"]
+    assert ids("--since", "2999-01-01T00:00+02:00") == []
+    exported = flujo("runs", "export", "p1", "--db", db, cwd=tmp_path)
+    document = ok_json(exported)
+    assert "__flujo_type__" not in exported.stdout and "__type__" not in exported.stdout
+    assert document["status"] == "paused" and document["pause_message"] == "x>draft"
+    assert {entry["entry"] for entry in document["journal"]} == {"call", "step"}
+    error = one_error_line(flujo("runs", "delete", "p1", "nope", "--db", db, cwd=tmp_path))
+    assert "nothing was deleted" in error
+    assert flujo("runs", "delete", "p1", "c1", "--db", db, cwd=tmp_path).returncode == 0
+    assert ids() == ["p2"]

@@ -1,166 +1,227 @@
-"""What the CLI shows: the live view on a terminal, trees and JSON documents."""
+"""How the CLI draws steps on a terminal: one line per step, a tree per run.
+
+The live view and ``runs show`` draw through the same functions, so a run looks the
+same while it runs and after. Each kind says what matters for it: an agent step its
+attempts, a loop its iterations, a conditional the branch it took, a parallel or map
+step how many branches or items ran; a failure, denial or stop says why. A branch (or
+map item) whose body is a single step is one line, ``branch/step``, not two.
+"""
 
 from __future__ import annotations
 
-import json
-import time
-from typing import Any
+from collections.abc import Sequence
 
 import attrs
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..events import (
-    Event,
-    RunFinished,
-    RunPaused,
-    RunStarted,
-    StepFinished,
-    StepStarted,
-    UsageUpdated,
-)
-from ..results import PipelineResult, StepResult
-from ..serialization import converter
+from ..governance import GovernorStatistics
+from ..results import StepResult
 from ..usage import Usage, UsageLimits, format_money
+from .shapes import CALLING_KINDS, FAN_OUT_PARTS, Place, Shape
+
+_MARKS = {
+    "ok": "✓",
+    "failed": "✗",
+    "denied": "✗",
+    "paused": "⏸",
+    "cancelled": "⊘",
+    "running": "…",
+    "stopped": "⊘",
+}
+_STYLES = {"ok": "green", "failed": "red", "denied": "red", "paused": "yellow"}
+STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "budget_exceeded": "red",
+    "paused": "yellow",
+    "cancelled": "yellow",
+}
+#: Reasons longer than this are cut (the whole text is in ``runs show --json``).
+MAX_REASON = 300
 
 
-def step_state(step: StepResult) -> str:
+def step_state(step: StepResult | None) -> str:
+    """How a step stands, in one word (``running`` before it has a result)."""
+    if step is None:
+        return "running"
     if step.metadata.get("paused"):
         return "paused"
     if step.metadata.get("cancelled"):
         return "cancelled"
-    return "ok" if step.success else "failed"
-
-
-_MARKS = {"ok": "✓", "failed": "✗", "paused": "⏸", "cancelled": "⊘", "running": "…"}
-
-
-def step_line(name: str, state: str, step: StepResult | None) -> Text:
-    line = Text(f"{_MARKS[state]} {name}  ", style={"failed": "red", "ok": "green"}.get(state, ""))
-    if step is not None:
-        line.append(
-            f"{state}  attempts={step.attempts}  ${format_money(step.cost_usd)}  "
-            f"{step.token_counts} tok  {step.latency_s:.2f}s",
-            style="dim",
-        )
-    else:
-        line.append(state, style="dim")
-    return line
-
-
-def result_tree(title: str, steps: list[StepResult]) -> Tree:
-    tree = Tree(title)
-
-    def add(node: Tree, children: list[StepResult]) -> None:
-        for step in children:
-            add(node.add(step_line(step.name, step_state(step), step)), step.step_history)
-
-    add(tree, steps)
-    return tree
-
-
-def spend_lines(total: Usage, limits: UsageLimits) -> RenderableType:
-    table = Table.grid(padding=(0, 1))
-    cost_limit, token_limit = limits.total_cost_usd_limit, limits.total_tokens_limit
-    for label, spent, limit, text in (
-        ("spend", total.cost_usd, cost_limit, f"${format_money(total.cost_usd)}"),
-        ("tokens", float(total.tokens), token_limit, f"{total.tokens}"),
-    ):
-        if limit is None:
-            table.add_row(label, Text("no limit", style="dim"), text)
-            continue
-        bound = f"${format_money(limit)}" if label == "spend" else f"{limit}"
-        table.add_row(
-            label,
-            ProgressBar(total=float(limit) or 1.0, completed=spent, width=30),
-            f"{text} / {bound}",
-        )
-    return table
+    if step.success:
+        return "ok"
+    return "denied" if step.metadata.get("reservation_denied") else "failed"
 
 
 @attrs.define
-class LiveModel:
-    """The live view's state, updated from run events."""
+class Shown:
+    """A step as a view draws it: its result so far (None while running) and children."""
 
-    limits: UsageLimits
-    title: str = "flujo-trio"
-    run_id: str | None = None
-    started: float = attrs.field(factory=time.monotonic)
-    total: Usage = attrs.field(factory=Usage)
-    steps: dict[tuple[str, ...], StepResult | None] = attrs.field(factory=dict)
-    status: str = "running"
+    name: str
+    path: tuple[str, ...]
+    result: StepResult | None = None
+    reused: bool = False
+    """Finished in an earlier execution of a resumed run (taken from its journal)."""
+    children: list[Shown] = attrs.field(factory=list)
 
-    def apply(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            verb = "resumed" if event.resumed else "run"
-            self.title = f"{event.pipeline_name} · {verb} {event.run_id}"
-            self.run_id = event.run_id
-        elif isinstance(event, StepStarted):
-            self.steps[event.path] = None
-        elif isinstance(event, StepFinished):
-            self.steps[event.path] = event.result
-        elif isinstance(event, UsageUpdated):
-            self.total = event.total
-        elif isinstance(event, RunPaused):
-            self.status = "paused"
-        elif isinstance(event, RunFinished):
-            self.status = event.result.status.value
-            self.total = Usage(event.result.total_cost_usd, event.result.total_tokens)
-
-    def render(self) -> RenderableType:
-        elapsed = time.monotonic() - self.started
-        tree = Tree(Text(f"{self.title} · {self.status} · {elapsed:0.1f}s", style="bold"))
-        nodes: dict[tuple[str, ...], Tree] = {(): tree}
-        for path, result in self.steps.items():
-            parent = nodes.get(path[:-1], tree)
-            state = step_state(result) if result is not None else "running"
-            nodes[path] = parent.add(step_line(path[-1], state, result))
-        return Group(tree, spend_lines(self.total, self.limits))
+    @property
+    def earlier(self) -> bool:
+        """Reused itself, or a container whose every step was."""
+        if self.reused:
+            return True
+        return bool(self.children) and all(child.earlier for child in self.children)
 
 
-def jsonable(value: Any) -> Any:
-    """A JSON form of an output for ``--json`` (tagged like the store, else its repr)."""
-    try:
-        data = converter.unstructure(value, unstructure_as=object)
-        json.dumps(data)
-        return data
-    except Exception:
-        return repr(value)
+def shown_steps(steps: Sequence[StepResult], path: tuple[str, ...] = ()) -> list[Shown]:
+    """A finished step tree (a result's, or a stored run's) as views draw it."""
+    return [
+        Shown(
+            step.name,
+            (*path, step.name),
+            step,
+            children=shown_steps(step.step_history, (*path, step.name)),
+        )
+        for step in steps
+    ]
 
 
-def step_document(step: StepResult) -> dict[str, Any]:
-    return {
-        "name": step.name,
-        "status": step_state(step),
-        "attempts": step.attempts,
-        "cost_usd": step.cost_usd,
-        "tokens": step.token_counts,
-        "latency_s": round(step.latency_s, 6),
-        "feedback": step.feedback,
-        "output": jsonable(step.output),
-        "steps": [step_document(child) for child in step.step_history],
-    }
+def _details(place: Place, step: StepResult, children: int) -> str:
+    kind = place.kind
+    if step.metadata.get("reservation_denied") and not step.attempts:
+        return ""  # never started: "denied" and the reason say it
+    if kind in CALLING_KINDS:
+        return f"attempts={step.attempts}"
+    if kind == "loop":
+        return f"iterations={step.attempts}"
+    if kind == "conditional":
+        key = step.metadata.get("executed_branch_key")
+        return f"branch={key}" if key is not None else ""
+    if kind == "parallel":
+        return f"{children} branch{'es' if children != 1 else ''}"
+    if kind == "map":
+        return f"{children} item{'s' if children != 1 else ''}"
+    if kind is None and step.attempts:
+        return f"attempts={step.attempts}"
+    return ""
 
 
-def result_document(
-    result: PipelineResult, limits: UsageLimits, error: str | None = None
-) -> dict[str, Any]:
-    context = result.final_context
-    return {
-        "run_id": result.run_id,
-        "status": result.status.value,
-        "success": result.success,
-        "error": error,
-        "output": jsonable(result.output),
-        "pause_message": context.pause_message if context is not None else None,
-        "total_cost_usd": result.total_cost_usd,
-        "total_tokens": result.total_tokens,
-        "limits": {
-            "total_cost_usd_limit": limits.total_cost_usd_limit,
-            "total_tokens_limit": limits.total_tokens_limit,
-        },
-        "steps": [step_document(step) for step in result.step_history],
-    }
+def _reason(node: Shown, state: str) -> str | None:
+    """Why a step failed, was denied, stopped or waits; left to the children when one of
+    them says it already."""
+    step = node.result
+    if step is None or state == "ok" or not step.feedback:
+        return None
+    if any(step_state(child.result) not in ("ok", "running") for child in node.children):
+        return None
+    text = step.feedback
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def step_line(label: str, node: Shown, place: Place, unfinished: str = "running") -> Text:
+    """One step: mark, name, state, what matters for its kind, spend, time, reason.
+
+    ``unfinished`` is what a step without a result is: ``running`` while the run
+    runs, ``cancelled`` or ``stopped`` once it is over.
+    """
+    step = node.result
+    state = step_state(step) if step is not None else unfinished
+    line = Text(f"{_MARKS[state]} {label}  ", style=_STYLES.get(state, ""))
+    if step is None:
+        line.append(state, style="dim")
+        return line
+    parts = [state, _details(place, step, len(node.children))]
+    parts += [f"${format_money(step.cost_usd)}", f"{step.token_counts} tok"]
+    parts.append(f"{step.latency_s:.2f}s")
+    line.append("  ".join(part for part in parts if part), style="dim")
+    if node.earlier:
+        line.append("  ↺ earlier", style="cyan")
+    reason = _reason(node, state)
+    if reason:
+        line.append(f"  {reason}", style=_STYLES.get(state, "dim"))
+    return line
+
+
+def add_steps(
+    tree: Tree, nodes: Sequence[Shown], shape: Shape, unfinished: str = "running"
+) -> None:
+    """Draw ``nodes`` under ``tree``, one-step branches and items on one line each."""
+    for node in nodes:
+        place = shape.at(node.path)
+        label, drawn = node.name, node
+        only = place.only_step
+        if place.kind in FAN_OUT_PARTS and only is not None:
+            # Decided by the shape, not by how many steps started, so a line never
+            # splits in two while the run goes on.
+            label = f"{node.name}/{only}"
+            inner = next((child for child in node.children if child.name == only), None)
+            if inner is not None:
+                drawn, place = inner, shape.at(inner.path)
+        branch = tree.add(step_line(label, drawn, place, unfinished))
+        add_steps(branch, drawn.children, shape, unfinished)
+
+
+def run_title(pipeline: str, verb: str, run_id: str | None, status: str) -> Text:
+    """``demo · resumed RUN_ID · completed``, the status in its colour."""
+    head = f"{pipeline} · {verb} {run_id} · " if run_id else f"{pipeline} · "
+    title = Text(head, style="bold")
+    title.append(status, style=f"bold {STATUS_STYLES.get(status, '')}".strip())
+    return title
+
+
+def result_tree(title: Text | str, steps: Sequence[StepResult], shape: Shape) -> Tree:
+    tree = Tree(title)
+    add_steps(tree, shown_steps(steps), shape)
+    return tree
+
+
+def spend_lines(
+    total: Usage,
+    limits: UsageLimits,
+    requests: int = 0,
+    governor: GovernorStatistics | None = None,
+) -> RenderableType:
+    """The run's spend against each limit (a bar where there is one)."""
+    table = Table.grid(padding=(0, 1))
+    rows: list[tuple[str, float, float | None, str, str]] = [
+        (
+            "spend",
+            total.cost_usd,
+            limits.total_cost_usd_limit,
+            f"${format_money(total.cost_usd)}",
+            f"${format_money(limits.total_cost_usd_limit or 0)}",
+        ),
+        (
+            "tokens",
+            float(total.tokens),
+            limits.total_tokens_limit,
+            f"{total.tokens}",
+            f"{limits.total_tokens_limit}",
+        ),
+    ]
+    if limits.total_requests_limit is not None or requests:
+        rows.append(
+            (
+                "requests",
+                float(requests),
+                limits.total_requests_limit,
+                f"{requests}",
+                f"{limits.total_requests_limit}",
+            )
+        )
+    for label, spent, limit, text, bound in rows:
+        if limit is None:
+            table.add_row(label, Text("no limit", style="dim"), text)
+        else:
+            bar = ProgressBar(total=float(limit) or 1.0, completed=spent, width=30)
+            table.add_row(label, bar, f"{text} / {bound}")
+    if governor is not None and (governor.waiting or governor.denied):
+        table.add_row(
+            "governor",
+            Text(f"{governor.waiting} waiting, {governor.denied} denied", style="dim"),
+            "",
+        )
+    return table
