@@ -136,7 +136,7 @@ async def test_the_runs_own_limit_still_stops_the_whole_run(autojump_clock):
         {"a": Step("a", Spender(tokens=30)), "b": Step("b", Spender(tokens=30, delay=5))},
         limits=UsageLimits(total_tokens_limit=1000),
     )
-    with pytest.raises(UsageLimitExceededError, match="^Token limit of 20 exceeded$"):
+    with pytest.raises(UsageLimitExceededError, match=r"^Token limit of 20 exceeded$"):
         await Runner(scoped, limits=UsageLimits(total_tokens_limit=20)).run("x")
 
 
