@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import enum
-import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -68,6 +67,8 @@ def _canonical(value: Any) -> Any:
 
 def fingerprint(data: Any) -> str:
     """A stable hash of a step input; raises TypeError for inputs with no stable form."""
+    import hashlib  # loads OpenSSL: only when a cache first keys an input
+
     blob = json.dumps(_canonical(data), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

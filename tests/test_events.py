@@ -192,3 +192,41 @@ async def test_hooks_hear_about_a_caller_cancel(autojump_clock):
     with trio.move_on_after(1):
         await Runner(Step("slow", slow), hooks=[hook]).run("x")
     assert finished == [RunStatus.CANCELLED]
+
+
+async def test_a_failing_branch_still_reports_itself_to_a_stream_consumer(autojump_clock):
+    """The failure cancels the fan-out, the failing branch's own task included; its
+    StepFinished is still delivered (shielded, bounded), so a consumer sees why."""
+
+    async def bad(data):
+        await trio.sleep(1)
+        raise ValueError("broken")
+
+    async def slow(data):
+        await trio.sleep(10)
+        return data
+
+    step = ParallelStep("fan", {"bad": Step("b", bad, max_retries=0), "slow": Step("s", slow)})
+    seen = []
+    async with Runner(step).stream("x") as events:
+        async for event in events:
+            seen.append(event)
+    finished = {e.path: e.result for e in seen if isinstance(e, StepFinished)}
+    assert not finished[("fan", "bad")].success
+    assert "broken" in finished[("fan", "bad")].feedback
+    assert trio.current_time() == pytest.approx(1)  # the slow sibling was cancelled at once
+
+
+async def test_the_breaching_call_reports_its_usage_to_a_stream_consumer(autojump_clock):
+    async def spend(data):
+        await trio.sleep(1)
+        return AgentResult(data, Usage(tokens=80))
+
+    step = Step("a", spend) >> Step("b", spend)
+    totals = []
+    with pytest.raises(UsageLimitExceededError):
+        async with Runner(step, limits=UsageLimits(total_tokens_limit=100)).stream("x") as events:
+            async for event in events:
+                if isinstance(event, UsageUpdated):
+                    totals.append(event.total.tokens)
+    assert totals == [80, 160]  # the breaching call's event arrived too

@@ -9,7 +9,6 @@ tree ordered) without importing the pipeline.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -93,6 +92,8 @@ def pipeline_shape(pipeline: Pipeline) -> Shape:
 
 def fingerprint(shape: Shape) -> str:
     """A short stable hash of a shape (the same in every process)."""
+    import hashlib  # loads OpenSSL: only when a runner is built, not on import
+
     text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -7,7 +7,7 @@ store is written: a refused start or resume leaves stored data exactly as it was
 
 from __future__ import annotations
 
-import uuid
+import os
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,7 @@ def _check_limits(limits: object) -> UsageLimits | None:
 
 
 async def open_new(runner: Runner, start: Start) -> Setup:
-    run_id = start.run_id if start.run_id is not None else uuid.uuid4().hex
+    run_id = start.run_id if start.run_id is not None else os.urandom(16).hex()
     if not isinstance(run_id, str) or not run_id.strip():
         raise ConfigurationError(f"run_id must be a non-empty string, got {run_id!r}")
     limits = _check_limits(start.limits) or runner.limits

@@ -11,8 +11,6 @@ after the lease.
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from datetime import datetime, timedelta
 
 import attrs
@@ -52,17 +50,21 @@ def _start_ticks(pid: int) -> str:
     return _proc_stat(pid)[1]
 
 
+def _host() -> str:
+    return os.uname().nodename
+
+
 def new_owner() -> str:
     """An owner id for one execution: host, pid, process start time and a random token."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}:{uuid.uuid4().hex[:12]}"
+    return f"{_host()}:{pid}:{_start_ticks(pid)}:{os.urandom(6).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:
     """True only when ``owner`` is certainly gone: a process of this host that no longer
     runs. Owners on other hosts are judged by their lease alone."""
     parts = owner.split(":")
-    if len(parts) != 4 or parts[0] != socket.gethostname():
+    if len(parts) != 4 or parts[0] != _host():
         return False
     try:
         pid = int(parts[1])

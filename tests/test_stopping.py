@@ -1,4 +1,5 @@
-"""Behaviours pinned down after the second contract review."""
+"""How runs stop: a breach keeps the breaching step's result, an abort or denial starts nothing
+new, leaving a stream cancels the run, and a raised limit resumes a denied run."""
 
 from __future__ import annotations
 
