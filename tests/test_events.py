@@ -223,10 +223,14 @@ async def test_the_breaching_call_reports_its_usage_to_a_stream_consumer(autojum
         return AgentResult(data, Usage(tokens=80))
 
     step = Step("a", spend) >> Step("b", spend)
-    totals = []
-    with pytest.raises(UsageLimitExceededError):
+    totals: list[int] = []
+
+    async def consume() -> None:
         async with Runner(step, limits=UsageLimits(total_tokens_limit=100)).stream("x") as events:
             async for event in events:
                 if isinstance(event, UsageUpdated):
                     totals.append(event.total.tokens)
+
+    with pytest.raises(UsageLimitExceededError):
+        await consume()
     assert totals == [80, 160]  # the breaching call's event arrived too
