@@ -132,10 +132,11 @@ class RunJournal:
         if self.failure is not None:
             return
         batch, self._pending = self._pending, []
-        batch = [
-            self.store.encode_entry(item.saved()) if isinstance(item, StepRecord) else item
-            for item in batch
-        ]
+        if not getattr(self.store, "keeps_snapshots", False):
+            batch = [
+                self.store.encode_entry(item.saved()) if isinstance(item, StepRecord) else item
+                for item in batch
+            ]
         upto = self._recorded
         if not batch and finish is None:
             return

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -127,6 +127,17 @@ class Decision:
 
 
 Entry = SavedStep | CallRecord | Decision
+
+
+class StepSnapshot(Protocol):
+    """A finished step's builder that no longer changes: a store that is not durable
+    may keep it and make the :class:`SavedStep` only when the journal is read."""
+
+    def saved(self) -> SavedStep: ...
+
+
+def entry_of(item: Entry | StepSnapshot) -> Entry:
+    return item if isinstance(item, SavedStep | CallRecord | Decision) else item.saved()
 
 
 # -- the tree a journal reads as -----------------------------------------------------------

@@ -22,7 +22,7 @@ from ..context import RunStatus, utc_now
 from ..copying import copy_attrs_fields, deep_copy
 from ..errors import ConfigurationError, ResumeError
 from ..usage import UsageLimits
-from .journal import CallRecord, Entry, SavedStep
+from .journal import CallRecord, Entry, SavedStep, StepSnapshot, entry_of
 from .owner import (
     DEFAULT_LEASE_S,
     Claim,
@@ -73,7 +73,7 @@ def copy_entry(entry: Entry) -> Entry:
 @attrs.define
 class _Kept:
     state: RunState
-    journal: list[Entry]
+    journal: list[Entry | StepSnapshot]
 
 
 class MemoryStore:
@@ -118,6 +118,10 @@ class MemoryStore:
 
     def encode_entry(self, entry: Entry) -> Entry:
         return copy_entry(entry)
+
+    #: Finished steps whose output cannot change may be handed over as their builders
+    #: (see ``StepSnapshot``): the saved form is made only if the run is ever loaded.
+    keeps_snapshots = True
 
     # -- writes ------------------------------------------------------------------------
 
@@ -240,7 +244,8 @@ class MemoryStore:
 
     def _loaded(self, kept: _Kept) -> RunState:
         state = self._copied(kept.state)
-        return attrs.evolve(state, journal=tuple(copy_entry(e) for e in kept.journal))
+        journal = tuple(copy_entry(entry_of(item)) for item in kept.journal)
+        return attrs.evolve(state, journal=journal)
 
     async def load_run(self, run_id: str) -> RunState | None:
         kept = self._runs.get(run_id)
