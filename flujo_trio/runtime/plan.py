@@ -4,6 +4,7 @@ the classes stored runs may name, and where each human step sits."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -115,10 +116,15 @@ class RunPlan:
         )
 
     def allowing(self) -> contextlib.AbstractContextManager[None]:
-        """Loads inside may resolve this pipeline's own classes (see serialization)."""
-        from ..serialization import allowing
+        """Loads inside may resolve this pipeline's own classes (see serialization).
 
-        return allowing(self.classes, self.modules)
+        Nothing can be loaded before the converter is imported (the SQL stores import
+        it; the memory store never needs it), so until then this costs nothing.
+        """
+        serialization = sys.modules.get("flujo_trio.serialization")
+        if serialization is None:
+            return contextlib.nullcontext()
+        return serialization.allowing(self.classes, self.modules)  # type: ignore[no-any-return]
 
     def human_at(self, address: Address) -> HumanStep | None:
         names = tuple(part for part in address if isinstance(part, str))
