@@ -126,7 +126,7 @@ async def fan_out(
     journal = frame.run.journal
     for job_record in result.started:
         for stopped in job_record.interrupt("cancelled because a sibling failed"):
-            journal.record_stopped(stopped.saved())
+            journal.record_stopped(stopped)
     return result
 
 

@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from ..errors import FlujoTrioError, SerializationError, StoreError
-from ..state.journal import Entry, FieldChange, SavedStep
+from ..state.journal import Entry, FieldChange
 from ..state.protocol import Finish, StateStore
 from ..state.records import Spent
 from .record import StepRecord
@@ -80,9 +80,14 @@ class RunJournal:
         else:
             self.record(record.saved(changes))
 
-    def record_stopped(self, entry: SavedStep) -> None:
+    def record_stopped(self, record: StepRecord) -> None:
         """Record a step the run stopped; if its output cannot be stored, the step is
         recorded without it (it runs again on resume anyway)."""
+        if not self.durable and getattr(self.store, "keeps_snapshots", False):
+            self._pending.append(record)  # saved form made if the run is ever loaded
+            self._recorded += 1
+            return
+        entry = record.saved()
         try:
             self.record(entry)
         except SerializationError:

@@ -177,7 +177,7 @@ def end_scoped(record: StepRecord, scope: BudgetScope, label: str, frame: Frame)
     if scope.stop is Stop.BREACH or record.status is None:
         for stopped in record.interrupt(message):
             if stopped is not record:
-                frame.run.journal.record_stopped(stopped.saved())
+                frame.run.journal.record_stopped(stopped)
         record.status = StepStatus.FAILED
         record.metadata.pop("cancelled", None)
         record.feedback = message

@@ -133,7 +133,7 @@ class Run:
     def _journal_interrupted(self, reason: str) -> None:
         for stopped in self.root.interrupt(reason):
             if stopped is not self.root:
-                self.journal.record_stopped(stopped.saved())
+                self.journal.record_stopped(stopped)
 
     def result_as(self, status: RunStatus, interrupted: str) -> PipelineResult:
         spent = self._spent()
