@@ -60,7 +60,7 @@ def incumbent_table(ours: dict[str, Any], flujo: dict[str, Any]) -> None:
                         "-",
                     ]
                 )
-    gov = {r["k"]: r for r in ours["governance"]}
+    gov = {r["k"]: r for r in ours["governance"]["shape"]}
     for r in flujo.get("governance", []):
         mine = gov.get(r["k"])
         if mine:
@@ -193,22 +193,23 @@ def _draw(
     save(fig, "fanout")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    gk = [r["k"] for r in ours["governance"]]
+    shape = ours["governance"]["shape"]
+    gk = [r["k"] for r in shape]
     ax.semilogx(
         gk,
-        [r["ours_limit"]["over_pct"] for r in ours["governance"]],
+        [r["ours_limit"]["over_pct"] for r in shape],
         "o-",
         label="flujo-trio, no reservations",
     )
     ax.semilogx(
         gk,
-        [r["ours_reserved"]["over_pct"] for r in ours["governance"]],
+        [r["ours_reserved"]["over_pct"] for r in shape],
         "o-",
         label="flujo-trio, reservations",
     )
     ax.semilogx(
         gk,
-        [r["floor_limit"]["over_pct"] for r in ours["governance"]],
+        [r["floor_limit"]["over_pct"] for r in shape],
         "o--",
         label="naive fire-and-forget ledger",
     )
