@@ -1,10 +1,6 @@
 """The budget workloads' plans and the policies flujo-trio is compared with, as floors.
 
-A *plan* fixes, for every branch, the calls it would make: each call's latency
-(virtual seconds: the runs use Trio's ``MockClock`` with autojump, so latency costs
-no wall time and every run of the same plan sees the same timings) and its real
-token usage, which varies per call around a mean. Every runtime and floor runs the
-same plan, so their spend is comparable call for call.
+Every floor runs a plan of :mod:`benchmarks.budget_plans`, as flujo-trio does.
 
 The floors are plain Trio tasks sharing one ledger object: no runtime, no records,
 no events. They implement three admission policies faithfully and nothing else:
@@ -24,7 +20,6 @@ no events. They implement three admission policies faithfully and nothing else:
 
 from __future__ import annotations
 
-import random
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -32,32 +27,7 @@ from typing import Any
 
 import trio
 
-MEAN_TOKENS = 10
-"""Mean real usage of a call; each call uses between half and one and a half of it."""
-RESERVE_TOKENS = 2 * MEAN_TOKENS
-"""Every reservation is twice the mean real usage (and bounds every call's usage)."""
-MIN_LATENCY_S, MAX_LATENCY_S = 0.5, 1.5
-
-Call = tuple[float, int]
-"""(latency in virtual seconds, real tokens)."""
-Plan = list[list[Call]]
-"""The calls each branch would make, in order."""
-
-
-def make_plan(
-    branches: int, calls: int, seed: int, *, mean: int = MEAN_TOKENS, spread: float = 0.5
-) -> Plan:
-    """``branches`` x ``calls`` calls, usage uniform in ``mean * (1 +- spread)``."""
-    rng = random.Random(seed)
-    low, high = round(mean * (1 - spread)), round(mean * (1 + spread))
-    return [
-        [(rng.uniform(MIN_LATENCY_S, MAX_LATENCY_S), rng.randint(low, high)) for _ in range(calls)]
-        for _ in range(branches)
-    ]
-
-
-def demand(plan: Plan) -> int:
-    return sum(tokens for branch in plan for _, tokens in branch)
+from .budget_plans import RESERVE_TOKENS, Call, Plan
 
 
 class Ledger:

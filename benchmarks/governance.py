@@ -60,33 +60,29 @@ from flujo_trio import (
 )
 from flujo_trio.runtime import governor as governor_module
 
-from .budget_floors import (
+from .budget_floors import floor_figures, run_floor
+from .budget_plans import (
+    DELEGATION_REQUESTS,
+    DELEGATION_TRIALS,
+    DELEGATIONS,
+    REQUEST_LIMIT,
     RESERVE_TOKENS,
+    SCOPED_CONCURRENCY,
+    SCOPED_ITEM_CAP,
+    SCOPED_NORMAL_CALLS,
+    SCOPED_RUNAWAY_CALLS,
+    SCOPED_RUNAWAY_EVERY,
+    UTIL_CALLS,
     Plan,
+    delegation_plan,
     demand,
-    floor_figures,
-    make_plan,
-    run_floor,
+    is_runaway,
+    scoped_plan,
+    utilization_plan,
 )
 from .support import print_table, ratio, write_results
 
 TOKENS_PER_CALL = 10
-UTIL_CALLS = 8
-"""Calls per branch in the utilization workload (K x 8 >= 80: a reservation is at most
-5% of a limit at half the demand)."""
-SEED = 2024
-
-SCOPED_NORMAL_CALLS = (2, 6)
-"""A normal item's task takes 2 to 6 calls (it always fits its budget)."""
-SCOPED_RUNAWAY_CALLS = 40
-SCOPED_RUNAWAY_EVERY = 10
-SCOPED_ITEM_CAP = 100
-SCOPED_CONCURRENCY = 10
-
-DELEGATIONS = 8
-DELEGATION_REQUESTS = 3
-REQUEST_LIMIT = 9
-DELEGATION_TRIALS = 20
 
 
 def virtual_clock() -> trio.testing.MockClock:
@@ -242,19 +238,20 @@ class PlannedAgent:
 
 
 @contextlib.contextmanager
-def first_denial() -> Iterator[list[int]]:
-    """The run's spend at its first denial, read from the governor as it decides.
+def first_denial() -> Iterator[list[tuple[int, float]]]:
+    """The run's spend at its first denial (and the Trio time of it), read from the
+    governor as it decides.
 
     Instrumentation only: wraps the governor's private ``_deny`` for the duration
     of one run, so the figure is exact (an event hook sees it one settlement late
     when the denial is decided on a new reservation rather than on a settlement).
     """
-    seen: list[int] = []
+    seen: list[tuple[int, float]] = []
     original = governor_module.Governor._deny
 
     def deny(self: Any, scope: Any, message: str) -> Any:
         if not seen:
-            seen.append(self.root.spent_tokens)
+            seen.append((self.root.spent_tokens, trio.current_time()))
         return original(self, scope, message)
 
     governor_module.Governor._deny = deny  # type: ignore[method-assign]
@@ -291,7 +288,7 @@ async def run_planned(plan: Plan, limit: int, reserve: bool, calls: int) -> dict
         "spent": spend.tokens,
         "reported": result.total_tokens,
         "denied": denied,
-        "util_first_denial_pct": seen[0] / limit * 100 if seen else None,
+        "util_first_denial_pct": seen[0][0] / limit * 100 if seen else None,
         "util_end_pct": spend.tokens / limit * 100,
         "over_pct": max(0.0, (spend.tokens - limit) / limit * 100),
         "seconds": seconds,
@@ -307,11 +304,6 @@ UTIL_POLICIES = (
     ("floor: refuse on first misfit", "the old policy"),
     ("floor: naive ledger", "fire-and-forget, checks after each call"),
 )
-
-
-def utilization_plan(k: int) -> tuple[Plan, int]:
-    plan = make_plan(k, UTIL_CALLS, SEED + k)
-    return plan, demand(plan) // 2
 
 
 def measure_utilization(k: int) -> dict[str, Any]:
@@ -342,35 +334,25 @@ def measure_utilization(k: int) -> dict[str, Any]:
 # --- 3. per-item budgets -------------------------------------------------------------------
 
 
-def scoped_plan(items: int) -> Plan:
-    """Normal items need 2 to 6 calls; every tenth (the first one too) is a runaway that
-    would make 40."""
-    plan = make_plan(items, SCOPED_RUNAWAY_CALLS, SEED + items + 1)
-    low, high = SCOPED_NORMAL_CALLS
-    return [
-        calls if is_runaway(index) else calls[: low + index % (high - low + 1)]
-        for index, calls in enumerate(plan)
-    ]
-
-
-def is_runaway(index: int) -> bool:
-    return index % SCOPED_RUNAWAY_EVERY == 0
-
-
 def scoped_outcome(
     plan: Plan, calls_per_item: dict[int, int], per_item: dict[int, int], cut: set[int]
 ) -> dict[str, Any]:
     """Normal items done (all their calls made), runaways stopped by their own budget,
-    items lost (cancelled or never run), and the worst item's spend against its cap."""
+    runaways that made all their calls (no budget held them), items lost (cancelled or
+    never run), and the worst item's spend against its cap."""
     normal = [i for i in range(len(plan)) if not is_runaway(i)]
     done = {i for i in normal if calls_per_item.get(i, 0) == len(plan[i])}
+    uncapped = {
+        i for i in range(len(plan)) if is_runaway(i) and calls_per_item.get(i, 0) == len(plan[i])
+    }
     return {
         "items": len(plan),
         "normal_done": len(done),
         "normal_items": len(normal),
         "runaways_cut": len(cut),
+        "runaways_uncapped": len(uncapped),
         "runaway_items": len(plan) - len(normal),
-        "lost": len(plan) - len(done) - len(cut),
+        "lost": len(plan) - len(done) - len(cut) - len(uncapped),
         "worst_item_pct": max(per_item.values(), default=0) / SCOPED_ITEM_CAP * 100,
     }
 
@@ -505,14 +487,6 @@ def measure_scoped(items: int) -> dict[str, Any]:
 
 
 # --- 4. delegations under a request limit ----------------------------------------------------
-
-
-def delegation_plan(trial: int) -> Plan:
-    """Row 0: the planner's one request; rows 1..8: each delegation's requests."""
-    return [
-        *make_plan(1, 1, SEED * 7 + trial),
-        *make_plan(DELEGATIONS, DELEGATION_REQUESTS, SEED * 11 + trial),
-    ]
 
 
 async def run_delegations(plan: Plan) -> dict[str, Any]:
@@ -671,7 +645,8 @@ def utilization_rows(
                     _pct(figures.get("util_first_denial_pct")),
                     _pct(figures["util_end_pct"]),
                     _pct(figures["over_pct"]),
-                    f"{figures['seconds']:.3f}",
+                    f"{figures['seconds']:.3f}"
+                    + ("" if name.startswith(("flujo-trio", "floor")) else "*"),
                     ratio(figures["seconds"], floor_s)
                     if name.startswith(("flujo-trio", "floor"))
                     else "-",
@@ -701,6 +676,11 @@ def report_utilization(rows: list[dict[str, Any]], peers: Any = None) -> None:
         UTIL_HEADER,
         utilization_rows(rows, peers),
     )
+    if peers:
+        print(
+            "  * on asyncio's real clock, each call's latency (5-15 ms) included; flujo-trio "
+            "and the floors run on virtual time, so theirs is the runtime's own cost"
+        )
 
 
 def scoped_rows(rows: list[dict[str, Any]], peers: dict[str, Any] | None = None) -> list[list[Any]]:
@@ -720,12 +700,15 @@ def scoped_rows(rows: list[dict[str, Any]], peers: dict[str, Any] | None = None)
                     f["calls"],
                     f.get("cancelled", 0),
                     f"{f['normal_done']}/{f['normal_items']}",
-                    f"{f['runaways_cut']}/{f['runaway_items']}",
+                    f"{f['runaways_cut']}/{f['runaway_items']}"
+                    + (
+                        f" ({f['runaways_uncapped']} ran all)" if f.get("runaways_uncapped") else ""
+                    ),
                     f["lost"],
                     f"{f['worst_item_pct']:.0f}",
                     f"{f['reported']}/{f['spent']}",
                     f"{f['seconds']:.3f}",
-                    f.get("outcome", "-"),
+                    str(f.get("outcome", "-"))[:48],
                 ]
             )
     return table
@@ -761,7 +744,7 @@ def delegation_rows(ours: dict[str, Any], peers: dict[str, Any] | None = None) -
     table = []
     for name, s in runs.items():
         if "not_expressible" in s:
-            table.append([name, s["not_expressible"], "", "", "", ""])
+            table.append([name, "-", "-", "-", s["not_expressible"]])
             continue
         table.append(
             [
