@@ -139,16 +139,20 @@ async def run_floor(
     limiter = trio.CapacityLimiter(concurrency) if concurrency else None
     start = time.perf_counter()
 
-    async def branch(calls: Sequence[Call]) -> None:
-        if limiter is None:
+    async def branch(calls: Sequence[Call], slot: object) -> None:
+        try:
             await _branch(ledger, calls, policy)
-            return
-        async with limiter:
-            await _branch(ledger, calls, policy)
+        finally:
+            if limiter is not None:
+                limiter.release_on_behalf_of(slot)
 
     async with trio.open_nursery() as nursery:
         for calls in plan:
-            nursery.start_soon(branch, calls)
+            slot = object()
+            if limiter is not None:
+                # Slots are taken in declared order, as flujo-trio's fan-out takes them.
+                await limiter.acquire_on_behalf_of(slot)
+            nursery.start_soon(branch, calls, slot)
     return ledger, time.perf_counter() - start
 
 

@@ -440,8 +440,8 @@ async def run_scoped_floor(plan: Plan) -> dict[str, Any]:
     limiter = trio.CapacityLimiter(SCOPED_CONCURRENCY)
     start = time.perf_counter()
 
-    async def item(index: int, calls: list[tuple[float, int]]) -> None:
-        async with limiter:
+    async def item(index: int, calls: list[tuple[float, int]], slot: object) -> None:
+        try:
             for latency, tokens in calls:
                 if per_item.get(index, 0) > SCOPED_ITEM_CAP:
                     cut.add(index)
@@ -449,10 +449,14 @@ async def run_scoped_floor(plan: Plan) -> dict[str, Any]:
                 calls_per_item[index] = calls_per_item.get(index, 0) + 1
                 await trio.sleep(latency)
                 per_item[index] = per_item.get(index, 0) + tokens
+        finally:
+            limiter.release_on_behalf_of(slot)
 
     async with trio.open_nursery() as nursery:
         for index, calls in enumerate(plan):
-            nursery.start_soon(item, index, calls)
+            slot = object()
+            await limiter.acquire_on_behalf_of(slot)  # in declared order, as flujo-trio
+            nursery.start_soon(item, index, calls, slot)
     seconds = time.perf_counter() - start
     spent = sum(per_item.values())
     return {
