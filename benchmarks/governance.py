@@ -644,8 +644,7 @@ def utilization_rows(
         floor_s = row["runs"]["floor: wait"]["seconds"]
         for name, figures in runs.items():
             if "not_run" in figures:
-                table.append([k, name, figures["not_run"], *[""] * (len(UTIL_HEADER) - 3)])
-                continue
+                continue  # said once under the table
             table.append(
                 [
                     k,
@@ -686,6 +685,10 @@ def report_utilization(rows: list[dict[str, Any]], peers: Any = None) -> None:
         f"reservations {RESERVE_TOKENS} tokens, limit at half the demand",
         UTIL_HEADER,
         utilization_rows(rows, peers),
+    )
+    print(
+        f"  flujo-trio without reservations runs at K <= {NO_RESERVATION_MAX_K} (its overshoot "
+        "at larger K is in the table above); a peer missing at a K was not run there"
     )
     if peers:
         print(
