@@ -15,11 +15,12 @@ Four workloads, each next to floors doing the same work in the same process run
    three floors: the same waiting policy written by hand, the old deny-on-first-
    misfit policy, and a naive fire-and-forget ledger; and flujo-trio without
    reservations. Time is wall time (virtual latencies cost none).
-3. ``scoped``: per-item budgets. Items run a loop of calls until their task is done;
-   most need 3 calls, every tenth is a runaway that would make 40. Each item may
-   spend 100 tokens. flujo-trio as ``MapStep(item_limits=)`` and as a
-   ``ParallelStep`` of ``LoopStep(limits=)`` branches that ignores failed branches,
-   beside a floor that checks each item's spend after every call.
+3. ``scoped``: per-item budgets. 100 items, 10 at a time, each running a loop of
+   calls until its task is done: most need 2 to 6 calls, every tenth is a runaway
+   that would make 40. Each item may spend 100 tokens. flujo-trio as
+   ``MapStep(item_limits=)`` and as a ``ParallelStep`` of ``LoopStep(limits=)``
+   branches that ignores failed branches, beside a floor that checks each item's
+   spend after every call.
 4. ``delegation``: the pydantic-ai-harness#696 case, a planner whose one request
    fans out to 8 concurrent delegations of 3 model requests each, under a request
    limit of 9, on flujo-trio (``total_requests_limit=9``; the delegations' later
@@ -30,7 +31,8 @@ The peers (pydantic-ai, Flujo 0.6.11) run the same plans: see
 :mod:`benchmarks.governance_peers` and :mod:`benchmarks.flujo_workloads`.
 
 Usage: ``python -m benchmarks.governance [--ks 10,100,1000,10000]``. Prints tables
-and writes ``benchmarks/results/governance.json``.
+and writes ``benchmarks/results/governance.json``; ``make bench`` runs it with the
+peers and draws the charts.
 """
 
 from __future__ import annotations
