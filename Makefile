@@ -71,10 +71,11 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m benchmarks.run_all
 
-# The same, plus the incumbent (Flujo 0.6.11) in its own Python 3.13 venv.
+# The same, plus the incumbent (Flujo 0.6.11) in its own Python 3.13 venv, and both
+# peers' budgets at 1000 branches too (pydantic-ai's take half a minute there).
 bench-flujo: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	$(PY) -m benchmarks.run_all --with-flujo
+	$(PY) -m benchmarks.run_all --with-flujo --peer-ks 10,100,1000
 
 # Journal cost per step and runs per second, SQLite vs PostgreSQL (starts a throwaway
 # server unless FLUJO_TRIO_BENCH_POSTGRES_DSN is set).

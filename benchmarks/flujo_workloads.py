@@ -92,6 +92,14 @@ _ENV_OFF = {
 }
 _ENV_DROP = ("FLUJO_CONFIG_PATH", "FLUJO_STATE_URI", "FLUJO_TEST_MODE", "OTLP_ENDPOINT")
 
+try:
+    from . import budget_plans as plans  # imported as benchmarks.flujo_workloads
+except ImportError:  # run as a script in the incumbent's venv: benchmarks/ is on sys.path
+    import budget_plans as plans  # type: ignore[no-redef]
+
+BUDGET_SCALE_S = 0.01
+"""A virtual second of a budget plan is 10 ms of asyncio's clock here."""
+
 Case = TypeVar("Case")
 Row = dict[str, Any]
 _network_attempts: list[str] = []
@@ -163,11 +171,21 @@ class FlujoApi:
     step: Any
     pipeline: Any
     usage_limits: Any
+    reserved: Any
+    """A ``StepConfig`` carrying ``expected_tokens``: flujo's reservation for a step."""
+    branch_failure: Any
 
 
 def _load_flujo() -> FlujoApi:
     import flujo
+    from flujo.domain.dsl.parallel import BranchFailureStrategy
+    from flujo.domain.dsl.step import StepConfig
     from flujo.domain.models import UsageLimits
+
+    class Reserved(StepConfig):  # type: ignore[misc, valid-type]
+        """flujo's estimator reads ``step.config.expected_tokens`` as the reservation."""
+
+        expected_tokens: int = plans.RESERVE_TOKENS
 
     logging.getLogger("flujo").setLevel(logging.WARNING)
     return FlujoApi(
@@ -176,6 +194,8 @@ def _load_flujo() -> FlujoApi:
         step=flujo.Step,
         pipeline=flujo.Pipeline,
         usage_limits=UsageLimits,
+        reserved=Reserved,
+        branch_failure=BranchFailureStrategy,
     )
 
 
@@ -443,6 +463,180 @@ async def _release(agent: BlockingAgent, task: asyncio.Task[Any]) -> None:
         log(f"clean-up: {agent.running} agent calls were still running after release")
 
 
+# --- budgets: the plans of benchmarks/budget_plans.py ----------------------------------
+
+
+class Tally:
+    """What a budget run's agents really did."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cancelled = 0
+        self.running = 0
+        self.tokens = 0
+        self.per_item: dict[int, int] = {}
+        self.calls_per_item: dict[int, int] = {}
+
+
+class PlannedOutput:
+    """A planned call's output, with its real tokens (read by flujo)."""
+
+    def __init__(self, value: Any, tokens: int) -> None:
+        self.value = value
+        self.token_counts = tokens
+        self.cost_usd = 0.0
+
+
+class PlanAgent:
+    """Plays one branch of a plan: each call sleeps its latency (scaled to ms) and
+    returns its tokens."""
+
+    def __init__(self, item: int, calls: Sequence[tuple[float, int]], tally: Tally) -> None:
+        self.item, self.calls, self.tally = item, list(calls), tally
+        self.made = 0
+
+    async def run(self, data: Any, **kwargs: Any) -> PlannedOutput:
+        tally, item = self.tally, self.item
+        latency, tokens = self.calls[min(self.made, len(self.calls) - 1)]
+        self.made += 1
+        tally.calls += 1
+        tally.running += 1
+        tally.calls_per_item[item] = tally.calls_per_item.get(item, 0) + 1
+        try:
+            await asyncio.sleep(latency * BUDGET_SCALE_S)
+        except asyncio.CancelledError:
+            tally.cancelled += 1
+            raise
+        finally:
+            tally.running -= 1
+        tally.tokens += tokens
+        tally.per_item[item] = tally.per_item.get(item, 0) + tokens
+        return PlannedOutput(data, tokens)
+
+    @property
+    def done(self) -> bool:
+        """The branch's task is done (flujo hands exit conditions the unwrapped output,
+        so the loop asks the agent)."""
+        return self.made >= len(self.calls)
+
+
+def _planned_step(api: FlujoApi, name: str, agent: PlanAgent, reserve: bool) -> Any:
+    config = {"config": api.reserved()} if reserve else {}
+    return api.step(name=name, agent=agent, **config)
+
+
+async def _run_governed(runner: Any) -> tuple[Any, str | None, float]:
+    """``(result or None, what was raised, seconds)``; the result of a raised error
+    is taken from the error when it carries one."""
+    start = time.perf_counter()
+    try:
+        result = await runner.run_result_async(0)
+        raised = None
+    except Exception as error:
+        result = getattr(error, "result", None)
+        raised = f"{type(error).__name__}: {error}"
+    return result, raised, time.perf_counter() - start
+
+
+async def _budget_utilization(api: FlujoApi, k: int, reserve: bool) -> Row:
+    plan, limit = plans.utilization_plan(k)
+    tally = Tally()
+    branches = {
+        f"b{b}": api.pipeline.model_validate(
+            {
+                "steps": [
+                    _planned_step(api, f"c{i}", agent, reserve)
+                    for i, agent in enumerate([PlanAgent(b, calls, tally)] * len(calls))
+                ]
+            }
+        )
+        for b, calls in enumerate(plan)
+    }
+    runner = _runner(
+        api, api.step.parallel("fan", branches), api.usage_limits(total_tokens_limit=limit)
+    )
+    result, raised, seconds = await _run_governed(runner)
+    running = tally.running
+    await asyncio.sleep(SETTLE_S)  # anything still running keeps spending
+    log(f"budget utilization K={k} reserve={reserve}: {seconds:.2f}s, {raised}")
+    return {
+        "k": k,
+        "reserve": reserve,
+        "limit_tokens": limit,
+        "calls": tally.calls,
+        "cancelled": tally.cancelled,
+        "still_running": running,
+        "spent": tally.tokens,
+        "reported": int(result.total_tokens) if result is not None else None,
+        "util_first_denial_pct": None,
+        "util_end_pct": tally.tokens / limit * 100,
+        "over_pct": max(0.0, (tally.tokens - limit) / limit * 100),
+        "seconds": seconds,
+        "raised": raised,
+    }
+
+
+async def _budget_scoped(api: FlujoApi, items: int, how: str) -> Row:
+    """Per-item budgets: ``step_limits`` declares ``usage_limits`` on each item's loop
+    step; ``split`` sets a run limit of items x cap with reservations, which flujo
+    splits evenly across the parallel branches."""
+    plan = plans.scoped_plan(items)
+    tally = Tally()
+    cap = plans.SCOPED_ITEM_CAP
+    reserve = how == "split"
+    branches = {}
+    for index, calls in enumerate(plan):
+        agent = PlanAgent(index, calls, tally)
+        body = api.pipeline.model_validate({"steps": [_planned_step(api, "call", agent, reserve)]})
+        loop = api.step.loop_until(
+            name=f"work{index}",
+            loop_body_pipeline=body,
+            exit_condition_callable=lambda _output, _context, agent=agent: agent.done,
+            max_loops=plans.SCOPED_RUNAWAY_CALLS,
+        )
+        if how == "step_limits":
+            loop.usage_limits = api.usage_limits(total_tokens_limit=cap)
+        branches[f"{index}"] = api.pipeline.model_validate({"steps": [loop]})
+    fan = api.step.parallel("items", branches, on_branch_failure=api.branch_failure.IGNORE)
+    limits = api.usage_limits(total_tokens_limit=cap * items) if how == "split" else None
+    result, raised, seconds = await _run_governed(_runner(api, fan, limits))
+    await asyncio.sleep(SETTLE_S)
+    log(f"budget scoped items={items} {how}: {seconds:.2f}s, {raised}")
+    normal = [i for i in range(len(plan)) if not plans.is_runaway(i)]
+    done = {i for i in normal if tally.calls_per_item.get(i, 0) == len(plan[i])}
+    runaways = [i for i in range(len(plan)) if plans.is_runaway(i)]
+    cut = {i for i in runaways if 0 < tally.calls_per_item.get(i, 0) < len(plan[i])}
+    uncapped = {i for i in runaways if tally.calls_per_item.get(i, 0) == len(plan[i])}
+    return {
+        "items": items,
+        "how": how,
+        "normal_done": len(done),
+        "normal_items": len(normal),
+        "runaways_cut": len(cut),
+        "runaways_uncapped": len(uncapped),
+        "runaway_items": len(runaways),
+        "lost": len(plan) - len(done) - len(cut) - len(uncapped),
+        "worst_item_pct": max(tally.per_item.values(), default=0) / cap * 100,
+        "calls": tally.calls,
+        "cancelled": tally.cancelled,
+        "spent": tally.tokens,
+        "reported": int(result.total_tokens) if result is not None else None,
+        "seconds": seconds,
+        "outcome": raised or ("succeeded" if getattr(result, "success", False) else "failed"),
+    }
+
+
+def _request_limits(api: FlujoApi) -> Row:
+    fields = sorted(getattr(api.usage_limits, "model_fields", {}))
+    limited = [name for name in fields if "request" in name]
+    if limited:
+        return {"fields": fields, "note": f"has {limited}: not measured yet"}
+    return {
+        "fields": fields,
+        "not_expressible": f"no request limit (UsageLimits has only {', '.join(fields)})",
+    }
+
+
 # --- driver ---------------------------------------------------------------------------------
 
 
@@ -492,6 +686,18 @@ def run_all(api: FlujoApi, args: argparse.Namespace) -> dict[str, Any]:
         lambda n, notes: _run(lambda: _cancellation(api, n, notes)),
         errors,
     )
+    budget_utilization = _collect(
+        "budget_utilization",
+        [(k, reserve) for k in args.budget_ks for reserve in (False, True)],
+        lambda case, _: _run(lambda: _budget_utilization(api, case[0], case[1])),
+        errors,
+    )
+    budget_scoped = _collect(
+        "budget_scoped",
+        [(n, how) for n in args.scoped_items for how in ("step_limits", "split")],
+        lambda case, _: _run(lambda: _budget_scoped(api, case[0], case[1])),
+        errors,
+    )
     if _network_attempts:
         errors["network"] = "refused: " + "; ".join(_network_attempts[:10])
     return {
@@ -501,6 +707,11 @@ def run_all(api: FlujoApi, args: argparse.Namespace) -> dict[str, Any]:
         "fanout": fanout,
         "governance": governance,
         "cancellation": cancellation,
+        "budgets": {
+            "utilization": budget_utilization,
+            "scoped": budget_scoped,
+            "requests": _request_limits(api),
+        },
         "errors": errors,
     }
 
@@ -517,6 +728,7 @@ def _empty_document(message: str) -> dict[str, Any]:
         "fanout": [],
         "governance": [],
         "cancellation": [],
+        "budgets": {},
         "errors": {"setup": message},
     }
 
@@ -541,6 +753,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cancel-ns", type=_ints, default=(1000, 10000), help="in-flight calls to cancel"
     )
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per size")
+    parser.add_argument(
+        "--budget-ks", type=_ints, default=(10, 100, 1000), help="budget utilization widths K"
+    )
+    parser.add_argument(
+        "--scoped-items", type=_ints, default=(100,), help="items of the per-item budget case"
+    )
     return parser.parse_args(argv)
 
 

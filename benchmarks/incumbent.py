@@ -73,7 +73,7 @@ def ensure_venv() -> pathlib.Path:
     return python
 
 
-def run_workloads(arguments: list[str], timeout_s: float = 420) -> dict[str, Any]:
+def run_workloads(arguments: list[str], timeout_s: float = 1200) -> dict[str, Any]:
     python = ensure_venv()
     script = ROOT / "benchmarks" / "flujo_workloads.py"
     try:

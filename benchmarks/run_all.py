@@ -14,7 +14,7 @@ import pathlib
 import time
 from typing import Any
 
-from . import cancellation, fanout, governance, overhead
+from . import budget_chart, cancellation, fanout, governance, overhead
 from .incumbent import IncumbentUnavailable, run_workloads
 from .support import RESULTS, print_table, ratio, write_results
 
@@ -60,7 +60,7 @@ def incumbent_table(ours: dict[str, Any], flujo: dict[str, Any]) -> None:
                         "-",
                     ]
                 )
-    gov = {r["k"]: r for r in ours["governance"]}
+    gov = {r["k"]: r for r in ours["governance"]["shape"]}
     for r in flujo.get("governance", []):
         mine = gov.get(r["k"])
         if mine:
@@ -104,6 +104,46 @@ def incumbent_table(ours: dict[str, Any], flujo: dict[str, Any]) -> None:
     )
     for name, message in flujo.get("errors", {}).items():
         print(f"  incumbent {name}: {message}")
+
+
+def pydantic_ai_peers(ks: tuple[int, ...]) -> dict[str, Any]:
+    """pydantic-ai's own UsageLimits on the governance workloads (if it is installed)."""
+    try:
+        from . import governance_peers
+    except ImportError as error:
+        print(f"\npydantic-ai not measured: {error}")
+        return {}
+    return governance_peers.run(ks)
+
+
+def governance_peers(pydantic_ai: dict[str, Any], flujo: dict[str, Any] | None) -> dict[str, Any]:
+    """The peers' runs keyed the way :func:`governance.report` puts them beside ours."""
+    utilization: dict[str, dict[int, Any]] = {}
+    scoped: dict[str, Any] = {}
+    delegation: dict[str, Any] = {}
+    if pydantic_ai:
+        version = pydantic_ai.get("pydantic_ai_version", "")
+        for name, by_k in pydantic_ai["utilization"].items():
+            utilization[f"{name} {version}"] = {int(k): v for k, v in by_k.items()}
+        for _, figures in pydantic_ai["scoped"].items():
+            scoped[f"pydantic-ai {version}: own UsageLimits per delegation"] = figures
+        delegation.update(pydantic_ai["delegation"])
+    budgets = (flujo or {}).get("budgets") or {}
+    if budgets:
+        version = flujo.get("flujo_version", "") if flujo else ""
+        for row in budgets.get("utilization", []):
+            name = f"Flujo {version}" + (", expected_tokens=20" if row["reserve"] else "")
+            utilization.setdefault(name, {})[row["k"]] = row
+        names = {
+            "step_limits": f"Flujo {version}: Step usage_limits per item",
+            "split": f"Flujo {version}: run limit split per branch, expected_tokens",
+        }
+        for row in budgets.get("scoped", []):
+            scoped[names[row["how"]]] = row
+        requests = budgets.get("requests", {})
+        if "not_expressible" in requests:
+            delegation[f"Flujo {version}"] = {"not_expressible": requests["not_expressible"]}
+    return {"utilization": utilization, "scoped": scoped, "delegation": delegation}
 
 
 def charts(ours: dict[str, Any], flujo: dict[str, Any] | None, out: pathlib.Path) -> list[str]:
@@ -193,22 +233,23 @@ def _draw(
     save(fig, "fanout")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    gk = [r["k"] for r in ours["governance"]]
+    shape = ours["governance"]["shape"]
+    gk = [r["k"] for r in shape]
     ax.semilogx(
         gk,
-        [r["ours_limit"]["over_pct"] for r in ours["governance"]],
+        [r["ours_limit"]["over_pct"] for r in shape],
         "o-",
         label="flujo-trio, no reservations",
     )
     ax.semilogx(
         gk,
-        [r["ours_reserved"]["over_pct"] for r in ours["governance"]],
+        [r["ours_reserved"]["over_pct"] for r in shape],
         "o-",
         label="flujo-trio, reservations",
     )
     ax.semilogx(
         gk,
-        [r["floor_limit"]["over_pct"] for r in ours["governance"]],
+        [r["floor_limit"]["over_pct"] for r in shape],
         "o--",
         label="naive fire-and-forget ledger",
     )
@@ -273,7 +314,51 @@ def _draw(
     right.set(ylabel="agent calls", title="Calls still running after the cancel")
     right.legend(fontsize=8, loc="upper left")
     save(fig, "cancellation")
+
+    if "utilization" in ours["governance"]:
+        fig = _utilization_chart(plt, ours, flujo)
+        save(fig, "governance_utilization")
+    if ours.get("spend_over_time"):
+        written.append(str(budget_chart.draw(ours["spend_over_time"], out / "spend_over_time.png")))
     return written
+
+
+def _utilization_chart(plt: Any, ours: dict[str, Any], flujo: dict[str, Any] | None) -> Any:
+    """Spend at the end as % of the limit, by K; a tick where the first denial came."""
+    rows = ours["governance"]["utilization"]
+    ks = [r["k"] for r in rows]
+    series: dict[str, dict[int, Any]] = {
+        name: {r["k"]: r["runs"][name] for r in rows}
+        for name in ("flujo-trio", "floor: refuse on first misfit", "floor: naive ledger")
+    }
+    series.update(governance_peers(ours.get("governance_peers") or {}, flujo)["utilization"])
+    labels = {
+        "floor: refuse on first misfit": "refuse on first misfit (old policy)",
+        "floor: naive ledger": "naive ledger (no admission)",
+    }
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(series)
+    for i, (name, by_k) in enumerate(series.items()):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(ks))]
+        values = [by_k.get(k, {}).get("util_end_pct", float("nan")) for k in ks]
+        bars = ax.bar(xs, values, width, label=labels.get(name, name))
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+        firsts = [by_k.get(k, {}).get("util_first_denial_pct") for k in ks]
+        for x, first in zip(xs, firsts, strict=True):
+            if first is not None:
+                ax.plot([x - width / 2, x + width / 2], [first, first], color="black", lw=1.5)
+    ax.axhline(100, color="#c92a2a", linewidth=1)
+    ax.set_xticks(range(len(ks)))
+    ax.set_xticklabels([f"K={k}" for k in ks])
+    ax.set_ylabel("spent, % of the limit")
+    ax.set_ylim(0, 140)
+    ax.set_title(
+        "Spend at the end, token limit at half the demand\n"
+        "(reservations 2x mean usage; black tick: spend at the first denial)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="upper center", ncol=3, bbox_to_anchor=(0.5, -0.1))
+    return fig
 
 
 def main() -> None:
@@ -282,6 +367,11 @@ def main() -> None:
     parser.add_argument("--ks", default="10,100,1000,10000", help="fan-out sizes")
     parser.add_argument("--flujo-ks", default="10,100,1000", help="fan-out sizes for Flujo")
     parser.add_argument("--cancel-ns", default="1000,10000")
+    parser.add_argument(
+        "--peer-ks",
+        default="10,100",
+        help="budget utilization widths for pydantic-ai and Flujo (make bench-flujo adds 1000)",
+    )
     parser.add_argument("--no-charts", action="store_true")
     parser.add_argument(
         "--charts-only", action="store_true", help="redraw charts from the saved results"
@@ -306,22 +396,30 @@ def main() -> None:
         "fanout": fanout.run(ks),
         "governance": governance.run(ks),
         "cancellation": cancellation.run(_ints(args.cancel_ns)),
+        "governance_peers": pydantic_ai_peers(_ints(args.peer_ks)),
+        "spend_over_time": budget_chart.measure(),
     }
     overhead.report(ours["overhead"])
     fanout.report(ours["fanout"])
-    governance.report(ours["governance"])
     cancellation.report(ours["cancellation"])
     for name, rows in ours.items():
         write_results(name, rows)
     flujo: dict[str, Any] | None = None
     if args.with_flujo:
         try:
-            flujo = run_workloads(["--ks", args.flujo_ks, "--cancel-ns", args.cancel_ns])
+            flujo = run_workloads(
+                [
+                    *("--ks", args.flujo_ks, "--cancel-ns", args.cancel_ns),
+                    *("--budget-ks", args.peer_ks),
+                ]
+            )
         except IncumbentUnavailable as error:
             print(f"\nIncumbent not measured: {error}")
         else:
             write_results("flujo", flujo)
-            incumbent_table(ours, flujo)
+    governance.report(ours["governance"], governance_peers(ours["governance_peers"], flujo))
+    if flujo is not None:
+        incumbent_table(ours, flujo)
     if not args.no_charts:
         for path in charts(ours, flujo, args.charts_dir):
             print(f"chart: {path}")
