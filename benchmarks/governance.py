@@ -38,10 +38,8 @@ peers and draws the charts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import trio
@@ -60,7 +58,6 @@ from flujo_trio import (
     UsageLimitExceededError,
     UsageLimits,
 )
-from flujo_trio.runtime import governor as governor_module
 
 from .budget_floors import floor_figures, run_floor
 from .budget_plans import (
@@ -244,30 +241,6 @@ class PlannedAgent:
         return AgentResult((item, rest), Usage(tokens=tokens))
 
 
-@contextlib.contextmanager
-def first_denial() -> Iterator[list[tuple[int, float]]]:
-    """The run's spend at its first denial (and the Trio time of it), read from the
-    governor as it decides.
-
-    Instrumentation only: wraps the governor's private ``_deny`` for the duration
-    of one run, so the figure is exact (an event hook sees it one settlement late
-    when the denial is decided on a new reservation rather than on a settlement).
-    """
-    seen: list[tuple[int, float]] = []
-    original = governor_module.Governor._deny
-
-    def deny(self: Any, scope: Any, message: str) -> Any:
-        if not seen:
-            seen.append((self.root.spent_tokens, trio.current_time()))
-        return original(self, scope, message)
-
-    governor_module.Governor._deny = deny  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        governor_module.Governor._deny = original  # type: ignore[method-assign]
-
-
 def _items(plan: Plan) -> list[tuple[int, tuple[tuple[float, int], ...]]]:
     return [(index, tuple(calls)) for index, calls in enumerate(plan)]
 
@@ -279,23 +252,23 @@ async def run_planned(plan: Plan, limit: int, reserve: bool, calls: int) -> dict
     reservation = Usage(tokens=RESERVE_TOKENS) if reserve else None
     body = Pipeline([Step(f"call{i}", agent, reserve=reservation) for i in range(calls)])
     runner = Runner(MapStep("branches", body), limits=UsageLimits(total_tokens_limit=limit))
-    denied = 0
-    with first_denial() as seen:
-        start = time.perf_counter()
-        try:
-            result = await runner.run(_items(plan))
-        except UsageLimitExceededError as error:
-            result = error.result
-        seconds = time.perf_counter() - start
+    denied, at_denial = 0, None
+    start = time.perf_counter()
+    try:
+        result = await runner.run(_items(plan))
+    except UsageLimitExceededError as error:
+        result = error.result
+    seconds = time.perf_counter() - start
     if result.governor is not None:
         denied = result.governor.denied
+        at_denial = result.governor.spent_at_first_denial
     return {
         "calls": spend.calls,
         "cancelled": spend.cancelled,
         "spent": spend.tokens,
         "reported": result.total_tokens,
         "denied": denied,
-        "util_first_denial_pct": seen[0][0] / limit * 100 if seen else None,
+        "util_first_denial_pct": at_denial.tokens / limit * 100 if at_denial else None,
         "util_end_pct": spend.tokens / limit * 100,
         "over_pct": max(0.0, (spend.tokens - limit) / limit * 100),
         "seconds": seconds,

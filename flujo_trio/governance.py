@@ -32,3 +32,6 @@ class GovernorStatistics:
     """Held for calls in flight right now."""
     requests: int = 0
     """Requests counted against ``total_requests_limit`` (earlier executions included)."""
+    spent_at_first_denial: Usage | None = None
+    """What the run had spent when a reservation was first refused (None: never), the
+    measure of how much of a budget admission let the run use."""

@@ -112,12 +112,6 @@ async def test_delegations_as_steps_let_admitted_requests_finish(autojump_clock)
     assert calls.made == 9 and calls.finished == 9 and calls.cancelled == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="governor: a request denied through meter.request fails its step without "
-    "marking the run denied, so the map's fail-fast cancels sibling calls that were "
-    "already admitted (a denied step reservation lets them finish)",
-)
 async def test_a_denied_further_request_lets_admitted_sibling_calls_finish(autojump_clock):
     calls = Calls()
     with pytest.raises(UsageLimitExceededError, match="Request limit of 9 exceeded"):

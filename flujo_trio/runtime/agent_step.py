@@ -348,7 +348,15 @@ def _offered(
     if "resources" in accepts:
         kwargs["resources"] = run.resources
     if "meter" in accepts:
-        gate = RequestGate(run.governor, scope, frame.address, frame.position, record, number)
+        gate = RequestGate(
+            run.governor,
+            scope,
+            frame.address,
+            frame.position,
+            record,
+            number,
+            control=run.control,
+        )
         meter = kwargs["meter"] = gate.meter
     if "emit" in accepts:
         bus = run.bus

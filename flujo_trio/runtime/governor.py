@@ -100,6 +100,7 @@ class Governor:
         self.root.spent_requests = spent_requests
         self._queue: deque[_Waiter] = deque()
         self.admitted = self.denied = self.in_flight = 0
+        self.first_denial: Usage | None = None
         self.peak_waiting = self.peak_in_flight = 0
         self._limited_anywhere = not limits.unlimited
 
@@ -179,6 +180,9 @@ class Governor:
         return Grant(chain, usage, cost)
 
     def _deny(self, scope: BudgetScope, message: str) -> Denial:
+        if not self.denied:
+            root = self.root
+            self.first_denial = Usage(float(root.spent_cost), root.spent_tokens)
         self.denied += 1
         if scope.close(Stop.DENIED, message):
             logger.info("flujo-trio governor: %s; admissions closed", message)
@@ -189,6 +193,9 @@ class Governor:
     def _deny_all_waiting(self) -> None:
         while self._queue:
             waiter = self._queue.popleft()
+            if not self.denied:
+                root = self.root
+                self.first_denial = Usage(float(root.spent_cost), root.spent_tokens)
             self.denied += 1
             waiter.outcome = Denial(self.root, self.root.stop_message or "Usage limit reached")
             waiter.event.set()
@@ -286,6 +293,7 @@ class Governor:
             spent=Usage(float(root.spent_cost), root.spent_tokens),
             reserved=Usage(float(max(root.reserved_cost, ZERO)), max(root.reserved_tokens, 0)),
             requests=root.spent_requests,
+            spent_at_first_denial=self.first_denial,
         )
 
 

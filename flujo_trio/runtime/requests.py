@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..agent_api import UsageMeter
+from ..agent_api import RequestDenied, UsageMeter
 from ..state.journal import Address, CallRecord, CallStatus
 from ..usage import NO_USAGE, Usage
-from .governor import CallGate, Governor, Grant
+from .governor import CallGate, Denial, Governor, Grant
 from .ledger import BudgetScope
 from .record import StepRecord
 
@@ -26,6 +26,7 @@ class RequestGate(CallGate):
 
     __slots__ = (
         "address",
+        "control",
         "first",
         "first_usage",
         "journal",
@@ -46,8 +47,10 @@ class RequestGate(CallGate):
         number: int,
         journal: Any = None,
         first: Grant | None = None,
+        control: Any = None,
     ) -> None:
         super().__init__(governor, scope, None)
+        self.control = control
         self.address, self.position, self.record, self.number = address, position, record, number
         self.journal = journal
         self.first = first
@@ -73,8 +76,16 @@ class RequestGate(CallGate):
 
     async def admit(self, reserve: Usage) -> object:
         self._release_first()
-        grant = await super().admit(reserve)
-        assert isinstance(grant, Grant)
+        outcome = await self.governor.reserve(self.scope, reserve)
+        if isinstance(outcome, Denial):
+            if outcome.run_level and self.control is not None:
+                # As for a refused step: admitted calls elsewhere must finish, so the
+                # failure this causes does not cancel siblings.
+                self.control.deny(outcome.message)
+                self.record.denied = True
+            self.record.metadata["reservation_denied"] = True
+            raise RequestDenied(outcome.message)
+        grant = outcome
         self.requests += 1
         journal = self.journal
         if journal is not None and journal.durable:
