@@ -91,6 +91,7 @@ class RunPlan:
         shape = pipeline_shape(pipeline)
         classes: list[type] = [context_type]
         modules: set[str] = set()
+        agents_seen: set[int] = set()
         for cls_ in context_type.__mro__:
             module = _module_of(cls_)
             if module is not None:
@@ -102,7 +103,11 @@ class RunPlan:
                 module = _module_of(fn)
                 if module is not None:
                     modules.add(module)
-                classes.extend(_return_types(getattr(fn, "run", fn)))
+            if isinstance(step, Step) and id(step.call.fn) not in agents_seen:
+                # What agents return is what gets stored; resolving annotations is
+                # costly, so each agent is looked at once (a fan-out shares agents).
+                agents_seen.add(id(step.call.fn))
+                classes.extend(_return_types(step.call.fn))
         allowed_modules = frozenset(
             m for m in modules if m.split(".")[0] not in _NEVER and m != "flujo_trio.testing"
         )
