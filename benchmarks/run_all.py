@@ -14,7 +14,7 @@ import pathlib
 import time
 from typing import Any
 
-from . import budget_chart, cancellation, fanout, governance, overhead
+from . import budget_chart, cancellation, core, fanout, governance, overhead
 from .incumbent import IncumbentUnavailable, run_workloads
 from .support import RESULTS, print_table, ratio, write_results
 
@@ -398,7 +398,9 @@ def main() -> None:
         "cancellation": cancellation.run(_ints(args.cancel_ns)),
         "governance_peers": pydantic_ai_peers(_ints(args.peer_ks)),
         "spend_over_time": budget_chart.measure(),
+        "core": core.run(),
     }
+    core.report(ours["core"])
     overhead.report(ours["overhead"])
     fanout.report(ours["fanout"])
     cancellation.report(ours["cancellation"])
