@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import attrs
@@ -32,7 +31,7 @@ from .owner import (
     lost_ownership,
     run_exists,
 )
-from .protocol import Finish
+from .protocol import ClosesOnExit, Finish
 from .records import RunState, RunSummary, Spent, listing_filters
 
 _FINAL = (RunStatus.COMPLETED, RunStatus.FAILED)
@@ -76,7 +75,7 @@ class _Kept:
     journal: list[Entry | StepSnapshot]
 
 
-class MemoryStore:
+class MemoryStore(ClosesOnExit):
     """Keeps run states in this process: any copyable Python value works.
 
     Args:
@@ -101,17 +100,6 @@ class MemoryStore:
         self.clock = clock
         self._runs: dict[str, _Kept] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
-
-    async def __aenter__(self) -> MemoryStore:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Nothing to release; present so every store closes the same way."""

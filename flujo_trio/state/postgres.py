@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from ..context import RunStatus, utc_now
@@ -38,7 +37,7 @@ from .journal import Entry
 from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_ownership, run_exists
 from .postgres_db import Connection, PostgresDatabase
 from .postgres_sql import Statements, entry_rows
-from .protocol import Finish
+from .protocol import ClosesOnExit, Finish
 from .records import RunState, RunSummary, Spent, listing_filters
 
 
@@ -56,7 +55,7 @@ def _check_schema(value: object) -> str:
     return value
 
 
-class PostgresStore:
+class PostgresStore(ClosesOnExit):
     """A :class:`~flujo_trio.StateStore` in a PostgreSQL database (tables made on first use).
 
     Args:
@@ -102,17 +101,6 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
-
-    async def __aenter__(self) -> PostgresStore:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the pool (waiting for its threads); a later call opens a new one."""

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
@@ -35,6 +36,24 @@ from ..context import PipelineContext, RunStatus
 from ..usage import UsageLimits
 from .journal import Entry
 from .records import RunState, RunSummary, Spent
+
+
+class ClosesOnExit:
+    """``async with store:`` closes the store on the way out (every store has it)."""
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connections, pools); nothing for some stores."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 @attrs.frozen

@@ -13,7 +13,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import attrs
@@ -34,7 +33,7 @@ from .codec import (
 )
 from .journal import Entry
 from .owner import DEFAULT_LEASE_S, Claim, check_lease, claim_refusal, lost_ownership, run_exists
-from .protocol import Finish
+from .protocol import ClosesOnExit, Finish
 from .records import RunState, RunSummary, Spent, listing_filters, timestamp
 from .sqlite_db import SqliteDatabase, write
 
@@ -59,7 +58,7 @@ def _fetch_state(connection: sqlite3.Connection, run_id: str) -> dict[str, Any] 
     return _row(cursor, cursor.fetchone())
 
 
-class SqliteStore:
+class SqliteStore(ClosesOnExit):
     """A :class:`~flujo_trio.StateStore` in one SQLite file (created on first use).
 
     Args:
@@ -92,17 +91,6 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
-
-    async def __aenter__(self) -> SqliteStore:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self.database.close()
