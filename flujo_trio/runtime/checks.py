@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
 from ..callables import call_maybe_async
 from ..checks import PluginOutcome, Processor, ValidationResult
 from ..dsl.step import Step
@@ -48,10 +46,13 @@ async def apply_plugins(step: Step, output: Any, context: Any) -> Any:
     return output
 
 
-@attrs.frozen
 class Verdict:
-    passed: bool
-    feedback: str | None
+    """The validators' joint answer, with every failure's reason."""
+
+    __slots__ = ("feedback", "passed")
+
+    def __init__(self, passed: bool, feedback: str | None) -> None:
+        self.passed, self.feedback = passed, feedback
 
 
 async def run_validators(step: Step, output: Any, context: Any) -> Verdict:

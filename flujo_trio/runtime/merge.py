@@ -26,20 +26,31 @@ _RUNTIME_FIELDS = frozenset({"run_id", "status"})
 _BOOKKEEPING_FIELDS = frozenset({"step_outputs"})
 
 
-@attrs.frozen
 class Append:
-    items: list[Any]
+    """A list that only grew: the items appended."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
 
 
-@attrs.frozen
 class DictUpdate:
-    updates: dict[Any, Any]
-    removed: tuple[Any, ...]
+    """A dict whose keys changed: the new values, and the keys removed."""
+
+    __slots__ = ("removed", "updates")
+
+    def __init__(self, updates: dict[Any, Any], removed: tuple[Any, ...]) -> None:
+        self.updates, self.removed = updates, removed
 
 
-@attrs.frozen
 class Replace:
-    value: Any
+    """Any other change: the new value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 Change = Append | DictUpdate | Replace

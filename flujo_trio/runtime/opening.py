@@ -37,39 +37,54 @@ if TYPE_CHECKING:
 _FINAL = (RunStatus.COMPLETED, RunStatus.FAILED)
 
 
-@attrs.frozen
 class Start:
     """A new run."""
 
-    input: Any
-    context: PipelineContext | None
-    run_id: str | None
-    limits: UsageLimits | None
+    __slots__ = ("context", "input", "limits", "run_id")
+
+    def __init__(
+        self,
+        input: Any,
+        context: PipelineContext | None,
+        run_id: str | None,
+        limits: UsageLimits | None,
+    ) -> None:
+        self.input, self.context, self.run_id, self.limits = input, context, run_id, limits
 
 
-@attrs.frozen
 class Resume:
     """Continuing a stored run (``answered``: a human answer was given)."""
 
-    run_id: str
-    answer: Any
-    answered: bool
-    limits: UsageLimits | None
+    __slots__ = ("answer", "answered", "limits", "run_id")
+
+    def __init__(
+        self, run_id: str, answer: Any, answered: bool, limits: UsageLimits | None
+    ) -> None:
+        self.run_id, self.answer, self.answered, self.limits = run_id, answer, answered, limits
 
 
-@attrs.frozen
 class Setup:
-    """A run ready to execute: owned by this process, its replay (if resumed) loaded."""
+    """A run ready to execute: owned by this process, its replay (if resumed) loaded.
 
-    state: RunState
-    owner: str
-    input: Any
-    context: PipelineContext
-    limits: UsageLimits
-    spent: Spent
-    replay: Replay | None
-    estimates: tuple[Entry, ...] = ()
-    """Calls lost in flight by an earlier execution, now charged their reservations."""
+    ``estimates`` are calls lost in flight by an earlier execution, now charged their
+    reservations.
+    """
+
+    __slots__ = ("context", "estimates", "input", "limits", "owner", "replay", "spent", "state")
+
+    def __init__(
+        self,
+        state: RunState,
+        owner: str,
+        input: Any,
+        context: PipelineContext,
+        limits: UsageLimits,
+        spent: Spent,
+        replay: Replay | None,
+        estimates: tuple[Entry, ...] = (),
+    ) -> None:
+        self.state, self.owner, self.input, self.context = state, owner, input, context
+        self.limits, self.spent, self.replay, self.estimates = limits, spent, replay, estimates
 
     @property
     def resumed(self) -> bool:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-import attrs
-
 from ..context import RunStatus
 from ..errors import ConfigurationError, ResumeError, StoreError
 from .records import RunState
@@ -91,29 +89,39 @@ def describe_owner(owner: str) -> str:
     return owner
 
 
-@attrs.frozen
 class Claim:
     """Taking a run over: who takes it, when, and until when the lease holds."""
 
-    owner: str
-    now: datetime
-    lease_s: float
+    __slots__ = ("lease_s", "now", "owner")
+
+    def __init__(self, owner: str, now: datetime, lease_s: float) -> None:
+        self.owner, self.now, self.lease_s = owner, now, lease_s
 
     @property
     def expires(self) -> datetime:
         return self.now + timedelta(seconds=self.lease_s)
 
 
-@attrs.frozen
 class Holding:
     """The ownership columns of a stored run."""
 
-    run_id: str
-    status: RunStatus
-    owner: str | None
-    owner_since: datetime | None
-    lease_expires_at: datetime | None
-    version: int
+    __slots__ = ("lease_expires_at", "owner", "owner_since", "run_id", "status", "version")
+
+    def __init__(
+        self,
+        run_id: str,
+        status: RunStatus,
+        owner: str | None,
+        owner_since: datetime | None,
+        lease_expires_at: datetime | None,
+        version: int,
+    ) -> None:
+        self.run_id, self.status, self.owner = run_id, status, owner
+        self.owner_since, self.lease_expires_at, self.version = (
+            owner_since,
+            lease_expires_at,
+            version,
+        )
 
     @classmethod
     def of(cls, state: RunState) -> Holding:

@@ -30,8 +30,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-import attrs
-
 from ..context import PipelineContext, RunStatus
 from ..usage import UsageLimits
 from .journal import Entry
@@ -56,13 +54,16 @@ class ClosesOnExit:
         await self.aclose()
 
 
-@attrs.frozen
 class Finish:
-    """The header changes that go with the last write of an execution (or a pause)."""
+    """The header changes that go with the last write of an execution (or a pause).
 
-    status: RunStatus
-    context: PipelineContext | None
-    """None keeps the stored context (when the live one cannot be stored)."""
+    ``context`` None keeps the stored context (when the live one cannot be stored).
+    """
+
+    __slots__ = ("context", "status")
+
+    def __init__(self, status: RunStatus, context: PipelineContext | None) -> None:
+        self.status, self.context = status, context
 
 
 @runtime_checkable
