@@ -21,14 +21,14 @@ from typing import Any
 import attrs
 import cattrs
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FlujoTrioError
 from .schema import attrs_schema, contains_attrs, is_object, strict_schema
 
 #: The key a non-object output is wrapped in.
 WRAPPER_KEY = "response"
 
 
-class ReplyMismatch(Exception):
+class ReplyMismatch(FlujoTrioError):
     """The reply does not fit the output type; the message is feedback for the model."""
 
 
@@ -90,7 +90,7 @@ class OutputSpec:
             ) from problems
 
 
-class _Problems(Exception):
+class _Problems(FlujoTrioError):
     def __init__(self, lines: list[str]) -> None:
         super().__init__(lines)
         self.lines = lines

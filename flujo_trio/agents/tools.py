@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from ..agent_api import Emitter
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FlujoTrioError
 from .completions import ToolCall
 
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?):\s*$")
@@ -86,7 +86,7 @@ class Tool:
         return result
 
 
-class ToolArgumentsError(Exception):
+class ToolArgumentsError(FlujoTrioError):
     """The model's arguments do not fit the tool (sent back to the model, never raised)."""
 
 
