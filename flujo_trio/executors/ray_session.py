@@ -187,10 +187,10 @@ class RaySession:
 
         with trio.move_on_after(self.executor.cancel_grace_s) as cleanup:
             cleanup.shield = True
-            ray.cancel(attempt.ref)
+            ray.cancel(attempt.ref, recursive=False)  # its relay calls must get through
             await attempt.bridge.done.wait()
         if not attempt.bridge.done.is_set():
-            ray.cancel(attempt.ref, force=True)
+            ray.cancel(attempt.ref, force=True, recursive=False)
 
     def _settle_open(self, attempt: _Attempt, record: StepRecord) -> None:
         charged = attempt.bridge.close()
@@ -352,7 +352,7 @@ class RaySession:
             while self._running:
                 await self._task_ended.wait()
         for ref in self._running.values():
-            ray.cancel(ref, force=True)
+            ray.cancel(ref, force=True, recursive=False)
         self._pump_scope.cancel(reason="flujo-trio: the fan-out is over")
         self._watch_scope.cancel(reason="flujo-trio: the fan-out is over")
 
