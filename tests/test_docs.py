@@ -31,6 +31,8 @@ def test_examples_run(page, tmp_path, monkeypatch, capsys, request):
     monkeypatch.chdir(tmp_path)  # examples may create SQLite files
     if "DATABASE_URL" in page.read_text():  # PostgreSQL examples: a fresh database
         monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_database"))
+    if "RayExecutor(" in page.read_text():  # Ray examples: the session's local cluster
+        request.getfixturevalue("ray_cluster")
     # A real module, so classes the examples store can be found again by name.
     name = "docs_example_" + re.sub(r"\W", "_", str(page.relative_to(ROOT)))
     module = types.ModuleType(name)
