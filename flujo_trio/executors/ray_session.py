@@ -3,10 +3,11 @@
 :func:`open_ray_jobs` owns, for the duration of one fan-out, a relay actor and two
 service tasks: the *pump* hands every worker message to that job's
 :class:`~flujo_trio.runtime.bridge.JobBridge` (ledger and journal of the run), and
-the *watcher* notices tasks that ended without reporting (a worker that died, a task
-cancelled before it started). Both are shielded from the run's cancellation until
-every job has ended, because a cancelled job still reports through them what it
-spent; each job's wait for that is bounded by ``cancel_grace_s``.
+Ray's callback on each task's end notices tasks that ended without reporting (a
+worker that died, a task cancelled before it started). The pump is shielded from the
+run's cancellation until every job has ended, because a cancelled job still reports
+through it what it spent; each job's wait for that is bounded by ``cancel_grace_s``.
+No thread ever blocks on Ray (see :mod:`.ray_refs`).
 
 A job ends when its outcome arrived, or when its task ended without one. The run
 cancelling a job (a breach, a failing sibling, the caller) ``ray.cancel``-s its task:
@@ -18,6 +19,7 @@ submitted has ended, so no Ray task outlives the run.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import logging
 from collections import defaultdict
@@ -40,19 +42,20 @@ from ..runtime.wire import encode
 from ..state.journal import Decision, Entry
 from ..usage import NO_USAGE
 from .ray import RayExecutor, connect
+from .ray_refs import on_ready, result_of
 from .ray_relay import Relay
-from .ray_worker import run_remote_job
+from .ray_worker import NOT_STARTED, run_remote_job
 
 if TYPE_CHECKING:
     from ..runtime.fanout import Job
 
 logger = logging.getLogger("flujo_trio")
 
-#: How long one long poll of the relay (by the pump) or of Ray (by the watcher) waits.
+#: How long one long poll of the relay by the pump waits.
 TAKE_POLL_S = 1.0
-WATCH_POLL_S = 0.2
-#: Pump rounds a job whose task ended waits for its outcome to come through.
+#: Pump rounds a job whose worker died waits for messages it sent to come through.
 DRAIN_ROUNDS = 2
+CANCELLED_BEFORE_START = "cancelled before it started"
 
 
 @asynccontextmanager
@@ -69,7 +72,6 @@ async def open_ray_jobs(executor: RayExecutor, frame: Frame) -> AsyncIterator[Jo
         async with trio.open_nursery() as services:
             session.services = services
             services.start_soon(session.pump, name=f"flujo-ray-pump:{frame.step_label}")
-            services.start_soon(session.watch, name=f"flujo-ray-watch:{frame.step_label}")
             try:
                 yield session
             finally:
@@ -87,7 +89,7 @@ class _Attempt:
     def __init__(self, bridge: JobBridge, ref: Any) -> None:
         self.bridge, self.ref = bridge, ref
         self.ended: str | None = None
-        """``"done"``/``"cancelled"`` (the task returned) or why it failed."""
+        """Why the task ended without an outcome (None: it runs, or returned one)."""
 
 
 class RaySession:
@@ -114,13 +116,12 @@ class RaySession:
         """Tasks submitted and not seen ending, by job number."""
         self._bodies: dict[int, tuple[Pipeline, Any, RunPlan]] = {}
         self._replay = _replay_index(frame)
-        self._answers: list[tuple[int, str]] = []
+        self._answers: list[tuple[int, int, str]] = []
         self._batching = False
-        self._watch_wake = trio.Event()
         self._task_ended = trio.Event()
-        self._round = trio.Event()
+        self._rounds = 0
+        self._draining: dict[int, tuple[_Attempt, int]] = {}
         self._pump_scope = trio.CancelScope(shield=True)
-        self._watch_scope = trio.CancelScope(shield=True)
 
     # -- the JobSession hook -------------------------------------------------------------
 
@@ -130,9 +131,10 @@ class RaySession:
             retried = 0
             while True:
                 attempt = await self._run_attempt(job, frame, record, prior)
-                if attempt.ended is None or attempt.bridge.outcome is not None:
+                bridge = attempt.bridge
+                if bridge.outcome is not None or bridge.failure is not None:
                     break
-                if attempt.bridge.failure is not None or retried >= self.executor.retries:
+                if attempt.ended is None or retried >= self.executor.retries:
                     break
                 retried += 1
                 record.metadata["ray_retries"] = retried
@@ -154,7 +156,7 @@ class RaySession:
             record,
             allowing=plan.allowing,
             spawn=self._spawn,
-            reply=lambda message: self._answer(number, message),
+            reply=lambda question, message: self._answer(number, question, message),
         )
         spec = self._spec(job, frame, prior)
         name = f"flujo:{frame.run.run_id}:{frame.step_label}"
@@ -163,11 +165,12 @@ class RaySession:
         )
         attempt = self._attempts[number] = _Attempt(bridge, ref)
         self._running[number] = ref
-        self._watch_wake.set()
+        on_ready(ref, lambda future: self._ended(number, future))
         try:
             await bridge.done.wait()
         except BaseException:
             await self._stop(attempt)
+            self.relay.close.remote([number])  # its open questions get no answer
             self._settle_open(attempt, record)
             if bridge.outcome is not None and bridge.failure is None:
                 try:  # what it did, before the cancellation goes on
@@ -177,6 +180,8 @@ class RaySession:
             raise
         finally:
             del self._attempts[number]
+        if attempt.ended is not None:
+            self.relay.close.remote([number])
         self._settle_open(attempt, record)
         return attempt
 
@@ -255,8 +260,8 @@ class RaySession:
         assert self.services is not None
         self.services.start_soon(fn, *args, name=name)
 
-    def _answer(self, number: int, message: list[Any]) -> None:
-        self._answers.append((number, encode(message, what="an answer to a worker")))
+    def _answer(self, number: int, question: int, message: list[Any]) -> None:
+        self._answers.append((number, question, encode(message, what="an answer to a worker")))
         if not self._batching:
             self._flush_answers()
 
@@ -272,9 +277,7 @@ class RaySession:
         with self._pump_scope:
             while True:
                 try:
-                    batches = await trio.to_thread.run_sync(
-                        ray.get, self.relay.take.remote(TAKE_POLL_S), abandon_on_cancel=True
-                    )
+                    batches = await result_of(self.relay.take.remote(TAKE_POLL_S))
                 except ray.exceptions.RayError as error:
                     self._relay_lost(error)
                     return
@@ -288,8 +291,11 @@ class RaySession:
                 finally:
                     self._batching = False
                     self._flush_answers()
-                self._round.set()
-                self._round = trio.Event()
+                self._rounds += 1
+                for number, (attempt, after) in list(self._draining.items()):
+                    if attempt.bridge.done.is_set() or after <= self._rounds:
+                        del self._draining[number]
+                        attempt.bridge.done.set()
 
     def _relay_lost(self, error: BaseException) -> None:
         failure = RemoteJobError(
@@ -300,48 +306,26 @@ class RaySession:
             attempt.bridge.failure = attempt.bridge.failure or failure
             attempt.bridge.done.set()
 
-    async def watch(self) -> None:
-        """Notice tasks that ended, so one that ended without an outcome ends its job."""
-        with self._watch_scope:
-            while True:
-                if not self._running:
-                    await self._watch_wake.wait()
-                    self._watch_wake = trio.Event()
-                    continue
-                running = dict(self._running)
-                ended = await trio.to_thread.run_sync(
-                    _wait_for_ends, list(running.values()), abandon_on_cancel=True
-                )
-                for number, ref in running.items():
-                    how = ended.get(ref)
-                    if how is not None:
-                        del self._running[number]
-                        self._ended(number, how)
-                if ended:
-                    self._task_ended.set()
-                    self._task_ended = trio.Event()
-
-    def _ended(self, number: int, how: str) -> None:
+    def _ended(self, number: int, future: concurrent.futures.Future[Any]) -> None:
+        """Ray says the task of ``number`` ended: with the job's outcome (applied once
+        the messages sent before it are), or without one."""
+        self._running.pop(number, None)
+        self._task_ended.set()
+        self._task_ended = trio.Event()
         attempt = self._attempts.get(number)
         if attempt is None or attempt.bridge.done.is_set():
             return
-        attempt.ended = how
-        self._spawn(self._drain, attempt, name=f"flujo-ray-drain:{number}")
-
-    async def _drain(self, attempt: _Attempt) -> None:
-        """The task ended before its outcome came through: the outcome may still be in
-        the relay (a few pump rounds tell), else the job ended without one."""
-        for _ in range(DRAIN_ROUNDS):
-            if attempt.bridge.done.is_set():
-                return
-            await self._round.wait()
-        if not attempt.bridge.done.is_set():
-            if attempt.ended == "done":
-                attempt.bridge.failure = RemoteJobError(
-                    f"The Ray task of {attempt.bridge.record.name!r} ended without sending "
-                    "its result; this is a bug in flujo-trio, please report it"
-                )
-            attempt.bridge.done.set()
+        value = None if future.exception() is not None else future.result()
+        if isinstance(value, str) and value.startswith('["done"'):
+            attempt.bridge.finish(value)
+            return
+        attempt.ended = _how_it_ended(future)
+        if attempt.ended in (NOT_STARTED, CANCELLED_BEFORE_START):
+            attempt.bridge.done.set()  # it sent nothing
+        else:
+            # Its worker died: messages it sent may still be in the relay, so its job
+            # ends (without an outcome) after a few more pump rounds.
+            self._draining[number] = (attempt, self._rounds + DRAIN_ROUNDS)
 
     async def close(self) -> None:
         """Every job has ended: wait (bounded) until their tasks have too, then stop."""
@@ -354,30 +338,22 @@ class RaySession:
         for ref in self._running.values():
             ray.cancel(ref, force=True, recursive=False)
         self._pump_scope.cancel(reason="flujo-trio: the fan-out is over")
-        self._watch_scope.cancel(reason="flujo-trio: the fan-out is over")
 
 
-def _wait_for_ends(refs: list[Any]) -> dict[Any, str]:
-    """In a thread: the tasks among ``refs`` that ended (within a short wait), each with
-    ``"done"``, ``"cancelled"`` or why it failed (Ray's own error, e.g. a dead worker)."""
+def _how_it_ended(future: concurrent.futures.Future[Any]) -> str:
+    """Why a task ended without an outcome: not started (cancelled first), or Ray's
+    own error (e.g. a dead worker)."""
     import ray
 
-    ready, rest = ray.wait(refs, num_returns=1, timeout=WATCH_POLL_S, fetch_local=True)
-    if ready and rest:
-        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=True)
-        ready = [*ready, *more]
-    ended: dict[Any, str] = {}
-    for ref in ready:
-        try:
-            value = ray.get(ref, timeout=0)
-        except ray.exceptions.TaskCancelledError:
-            ended[ref] = "cancelled"
-        except ray.exceptions.RayError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            ended[ref] = f"{type(error).__name__}: {first}"[:500]
-        else:
-            ended[ref] = value if value in ("done", "cancelled") else f"returned {value!r}"
-    return ended
+    error = future.exception()
+    if error is None:
+        value = future.result()
+        return value if value == NOT_STARTED else f"returned {str(value)[:200]!r}"
+    if isinstance(error, ray.exceptions.TaskCancelledError):
+        return CANCELLED_BEFORE_START
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {first}"[:500]
 
 
 def _died(name: str, how: str | None, retried: int) -> str:

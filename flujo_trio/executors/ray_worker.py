@@ -1,12 +1,14 @@
 """The Ray task that runs one job: ``trio.run`` of the job's body on a worker.
 
+The task returns the job's outcome (JSON text, with the number of messages it sent
+through the relay before it, so the owner applies those first).
+
 ``ray.cancel`` interrupts a running task by raising ``KeyboardInterrupt`` in it. The
 task runs Trio with ``restrict_keyboard_interrupt_to_checkpoints=True`` and keeps
 its main task idle, so that interrupt arrives as a cancellation of the job: every
-call in flight is cancelled and settled as a local one would be, the job's outcome
-(its unfinished records included) is sent from a shielded, bounded cleanup, and
-only then does the task return. The interrupt is Ray's message "cancel this task";
-once it has been acted on, the task ends normally with ``"cancelled"``.
+call in flight is cancelled and settled as a local one would be, and the job's
+outcome (its unfinished records included) is still returned. The interrupt is Ray's
+message "cancel this task"; once it has been acted on, the task ends normally.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import trio
 from ..dsl.pipeline import Pipeline
 from ..runtime.remote import JobSpec, WorkerJob
 from ..runtime.wire import decode, encode
+from .ray_refs import result_of
 
-#: How long a worker long-polls the relay for answers before asking again.
-RECEIVE_POLL_S = 5.0
-#: How long a finished or cancelled job may take to hand its outcome to the relay.
+#: How long a finished or cancelled job may wait for its last messages to be taken.
 FINISH_S = 30.0
+#: The task's result when it was cancelled before its job started.
+NOT_STARTED = "not started"
 
 
 def _only_interrupts(error: BaseException) -> bool:
@@ -33,57 +36,60 @@ def _only_interrupts(error: BaseException) -> bool:
 
 
 def run_remote_job(body: Pipeline, spec: JobSpec, relay: Any, job: int) -> str:
-    """Run one job (the body of the Ray task); returns ``"done"`` or ``"cancelled"``."""
+    """Run one job (the body of the Ray task); returns its outcome as JSON text."""
+    outcome: list[str] = []
     try:
-        trio.run(_main, body, spec, relay, job, restrict_keyboard_interrupt_to_checkpoints=True)
+        trio.run(
+            _main, body, spec, relay, job, outcome, restrict_keyboard_interrupt_to_checkpoints=True
+        )
     except BaseException as error:
-        if _only_interrupts(error):
-            return "cancelled"  # ray.cancel: acted on above, the outcome already sent
-        raise
-    return "done"
+        if not _only_interrupts(error):
+            raise
+        # ray.cancel: the job was cancelled as a whole and said how it ended.
+    return outcome[0] if outcome else NOT_STARTED
 
 
-async def _main(body: Pipeline, spec: JobSpec, relay: Any, job: int) -> None:
+async def _main(body: Pipeline, spec: JobSpec, relay: Any, job: int, outcome: list[str]) -> None:
     async with trio.open_nursery() as services:
-        link = RayLink(relay, job, services)
+        link = RayLink(relay, job)
         services.start_soon(link.flush_forever, name=f"flujo-remote-send:{spec.name}")
         try:
             # The main task only waits here: Ray's interrupt lands on this wait and
             # cancels the job as a whole.
             async with trio.open_nursery() as work:
-                work.start_soon(_job, body, spec, link, name=f"flujo-remote-job:{spec.name}")
+                work.start_soon(
+                    _job, body, spec, link, outcome, name=f"flujo-remote-job:{spec.name}"
+                )
         finally:
             services.cancel_scope.cancel(reason="flujo-trio: the remote job is over")
 
 
-async def _job(body: Pipeline, spec: JobSpec, link: RayLink) -> None:
+async def _job(body: Pipeline, spec: JobSpec, link: RayLink, outcome: list[str]) -> None:
     job = WorkerJob(spec, body, link)
     try:
         await job.run()
     finally:
         with trio.move_on_after(FINISH_S) as cleanup:
             cleanup.shield = True
-            await link.finish(job.outcome())
+            outcome.append(await link.finish(job.outcome()))
 
 
 class RayLink:
-    """The worker's end of the relay: ordered messages out, answers in.
+    """The worker's end of the relay: ordered messages out, answers back.
 
-    Messages queued in one scheduling pass go out as one actor call; answers are
-    received by a long poll that starts with the first question (a job that never
-    asks anything, with no limits and a store that is not durable, makes no poll).
+    Messages queued in one scheduling pass go out as one actor call; a question goes
+    out with the messages queued before it, in a call that returns its answer. No
+    thread waits on Ray: answers wake this run through Ray's callbacks.
     """
 
-    def __init__(self, relay: Any, job: int, nursery: trio.Nursery) -> None:
+    def __init__(self, relay: Any, job: int) -> None:
         self.relay, self.job = relay, job
-        self._nursery = nursery
         self._pending: list[str] = []
         self._wake = trio.Event()
         self._last: Any = None
-        self._answers: dict[int, list[Any]] = {}
-        self._waiting: dict[int, trio.Event] = {}
+        self._sent = 0
         self._numbers = itertools.count(1)
-        self._receiving = False
+        self._open_questions = 0
 
     def send(self, message: list[Any]) -> None:
         self._pending.append(encode(message, what="a message to the run's owner"))
@@ -91,16 +97,18 @@ class RayLink:
 
     async def ask(self, message: list[Any]) -> list[Any]:
         number = next(self._numbers)
-        answered = self._waiting[number] = trio.Event()
-        self.send(["ask", number, *message])
-        if not self._receiving:
-            self._receiving = True
-            self._nursery.start_soon(self._receive, name=f"flujo-remote-receive:{self.job}")
+        self._pending.append(encode(["ask", number, *message], what="a question"))
+        batch, self._pending = self._pending, []
+        self._sent += len(batch)
+        self._last = self.relay.ask.remote(self.job, number, batch)
+        self._open_questions += 1
         try:
-            await answered.wait()
+            answer = await result_of(self._last)
         finally:
-            del self._waiting[number]
-        return self._answers.pop(number)
+            self._open_questions -= 1
+        if answer is None:  # the job ended for the owner: it is being cancelled
+            await trio.sleep_forever()
+        return decode(answer, what="an answer from the run's owner")[2:]
 
     async def flush_forever(self) -> None:
         while True:
@@ -111,30 +119,15 @@ class RayLink:
     def _flush(self) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
+            self._sent += len(batch)
             self._last = self.relay.post.remote(self.job, batch)
 
-    async def finish(self, outcome: str) -> None:
-        """Send the outcome after everything else, and wait until the relay holds it."""
-        import ray
-
-        self._pending.append(outcome)
+    async def finish(self, outcome: Any) -> str:
+        """Send what is still queued, wait until the relay holds it, and return the
+        outcome with the number of messages that come before it."""
+        if self._open_questions and not self._pending:
+            self._pending.append(encode(["noop"], what="a message"))  # after the questions
         self._flush()
-        await trio.to_thread.run_sync(ray.get, self._last)
-        self.relay.close.remote(self.job)
-
-    async def _receive(self) -> None:
-        import ray
-
-        while True:
-            texts = await trio.to_thread.run_sync(
-                ray.get,
-                self.relay.receive.remote(self.job, RECEIVE_POLL_S),
-                abandon_on_cancel=True,
-            )
-            for text in texts:
-                answer = decode(text, what="an answer from the run's owner")
-                number = answer[1]
-                waiting = self._waiting.get(number)
-                if waiting is not None:
-                    self._answers[number] = answer[2:]
-                    waiting.set()
+        if self._last is not None:
+            await result_of(self._last)
+        return encode(["done", self._sent, outcome], what="the outcome")

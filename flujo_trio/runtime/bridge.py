@@ -30,7 +30,7 @@ from .governor import Denial, Grant
 from .record import StepRecord
 from .wire import Outcome, decode, decode_outcome, entry_from, step_record, usage_from
 
-Reply = Callable[[list[Any]], None]
+Reply = Callable[[int, list[Any]], None]
 Spawn = Callable[..., None]
 
 
@@ -63,6 +63,9 @@ class JobBridge:
         self.entries: list[Entry] = []
         """Every journal entry this attempt sent (a retry replays them)."""
         self.outcome: Outcome | None = None
+        self._expected: tuple[int, Any] | None = None
+        self.handled = 0
+        """Messages handled so far (the outcome comes after a known number of them)."""
         self.failure: FlujoTrioError | None = None
         self.done = trio.Event()
         self.closed = False
@@ -73,15 +76,45 @@ class JobBridge:
         """Apply one message from the worker (never raises: a bad message fails the job)."""
         if self.closed:
             return
+        self.handled += 1
+        self._guarded(self._dispatch, text)
+        expected = self._expected
+        if expected is not None and self.handled >= expected[0]:
+            self._expected = None
+            self._guarded(self._done, expected[1])
+
+    def finish(self, text: Any) -> None:
+        """The worker's outcome (``["done", messages sent before it, outcome]``): applied
+        once every message sent before it has been."""
+        try:
+            message = decode(text, what=f"the result of {self.record.name!r}")
+            sent, data = int(message[1]), message[2]
+        except FlujoTrioError as error:
+            self._fail(error)
+            return
+        except (TypeError, ValueError, IndexError) as error:
+            self._fail(RemoteJobError(f"A worker of {self.record.name!r} sent {text!r}: {error}"))
+            return
+        if self.handled >= sent:
+            self._guarded(self._done, data)
+        else:
+            self._expected = (sent, data)
+
+    def _guarded(self, apply: Callable[[Any], None], value: Any) -> None:
         try:
             with self._allowing():
-                self._dispatch(decode(text, what=f"a message from {self.record.name!r}"))
+                apply(value)
         except FlujoTrioError as error:
             self._fail(error)
         except (TypeError, ValueError, IndexError, InvalidOperation) as error:
-            self._fail(RemoteJobError(f"A worker of {self.record.name!r} sent {text!r}: {error}"))
+            self._fail(RemoteJobError(f"A worker of {self.record.name!r} sent {value!r}: {error}"))
 
-    def _dispatch(self, message: list[Any]) -> None:
+    def _done(self, data: Any) -> None:
+        self.outcome = decode_outcome(data, what=f"the result of {self.record.name!r}")
+        self.done.set()
+
+    def _dispatch(self, text: Any) -> None:
+        message = decode(text, what=f"a message from {self.record.name!r}")
         kind = message[0]
         governor, scope = self.governor, self.scope
         if kind == "settle":
@@ -101,10 +134,7 @@ class JobBridge:
             governor.charge(scope, usage, include_run=bool(message[3]))
         elif kind == "replayed":
             governor.count_replayed_request(scope)
-        elif kind == "done":
-            self.outcome = decode_outcome(message[1], what=f"the result of {self.record.name!r}")
-            self.done.set()
-        else:
+        elif kind != "noop":
             raise RemoteJobError(f"A worker of {self.record.name!r} sent an unknown {kind!r}")
 
     def _fail(self, error: FlujoTrioError) -> None:
@@ -175,6 +205,12 @@ class JobBridge:
             return
         del self.grants[number]
         self.governor.settle(grant, usage, estimated=estimated)
+        if self.frame.run.bus.active:  # as a local call does: the ledger changed
+            self._spawn(self._usage_event, name=f"flujo-remote-usage:{self.record.name}")
+
+    async def _usage_event(self) -> None:
+        governor = self.governor
+        await self.frame.run.bus.usage(governor.spent, governor.statistics())
 
     def _abandon(self, number: int) -> None:
         deciding = self._deciding.get(number)
@@ -193,7 +229,7 @@ class JobBridge:
 
     def _answer(self, request: int, *answer: Any) -> None:
         if not self.closed:
-            self._reply(["reply", request, *answer])
+            self._reply(request, ["reply", request, *answer])
 
     # -- the end -------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from .kernel import Kernel
 from .ledger import BudgetScope
 from .record import StepRecord
 from .replay import Replay
-from .wire import Halted, Outcome, encode, encode_outcome, entry_fields, usage_fields, wire_record
+from .wire import Halted, Outcome, encode_outcome, entry_fields, usage_fields, wire_record
 
 
 class Link(Protocol):
@@ -267,9 +267,9 @@ class WorkerJob:
             except Exception as bug:  # raised again by the owner, with this text
                 self.error = "".join(traceback.format_exception(bug)).strip()
 
-    def outcome(self) -> str:
-        """The last message: how the job ended, as JSON text. A record or context that
-        cannot be sent becomes an error outcome that says why."""
+    def outcome(self) -> Any:
+        """How the job ended, unstructured for the wire (plain JSON values). A record
+        or context that cannot be sent becomes an error outcome that says why."""
         control = self.control
         halted = None
         if control is not None and control.halt is not None:
@@ -283,7 +283,7 @@ class WorkerJob:
                 error=self.error,
                 serialization=self.serialization,
             )
-            return encode(["done", encode_outcome(outcome, what=what)], what=what)
+            return encode_outcome(outcome, what=what)
         except SerializationError as error:
             failed = Outcome(None, None, error=str(error), serialization=True)
-            return encode(["done", encode_outcome(failed, what=what)], what=what)
+            return encode_outcome(failed, what=what)
