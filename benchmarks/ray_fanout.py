@@ -5,6 +5,11 @@ this module) starts a local two-CPU Ray cluster and measures, per case:
 
 - overhead per item: wall time x workers / items - 10 ms (what each item costs a
   worker beyond its body: submission, the relay, trio.run on the worker, the result);
+  "1 worker" is a task that reserves both CPUs (``RayExecutor(num_cpus=2)``), "2
+  workers" one CPU each; both with the default ``max_in_flight`` (twice what fits);
+- CPU per item: CPU time of this process and every process it started (the Ray
+  cluster included) per item, less the body: what the work costs in all, however
+  busy the machine is with other things;
 - budget overshoot: the same map under a cost limit a third of what it would spend,
   with reservations (must be 0) and without;
 - breach to all cancelled: items that block until cancelled plus one that breaches
@@ -35,7 +40,7 @@ from flujo_trio import (
     UsageLimits,
 )
 
-from .support import print_table, write_results
+from .support import print_table, tree_cpu_seconds, write_results
 
 ITEMS = 1000
 BODY_S = 0.010
@@ -78,15 +83,18 @@ class Breaker:
 
 
 def _executor(workers: int | None) -> RayExecutor | None:
-    return None if workers is None else RayExecutor(max_in_flight=workers)
+    """None (local), or tasks that each reserve 2 / ``workers`` of the two CPUs."""
+    return None if workers is None else RayExecutor(num_cpus=2 / workers)
 
 
 async def _throughput(workers: int | None) -> dict[str, Any]:
     step = MapStep("m", Step("busy", busy, reserve=Usage(COST, 1)), executor=_executor(workers))
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=ITEMS * COST * 2))
+    cpu = tree_cpu_seconds()
     began = time.perf_counter()
     result = await runner.run(list(range(ITEMS)))
     wall = time.perf_counter() - began
+    cpu = tree_cpu_seconds() - cpu
     assert result.success
     assert result.total_tokens == ITEMS
     parallel = workers or 1
@@ -94,6 +102,7 @@ async def _throughput(workers: int | None) -> dict[str, Any]:
         "wall_s": wall,
         "items_per_s": ITEMS / wall,
         "overhead_ms_per_item": (wall * parallel / ITEMS - BODY_S) * 1e3,
+        "cpu_ms_per_item": (cpu / ITEMS - BODY_S) * 1e3,
     }
 
 
@@ -120,8 +129,9 @@ def _empty(folder: Path) -> None:
 
 async def _breach_to_cancelled(workers: int | None, folder: Path) -> float:
     _empty(folder)
-    in_flight = workers or 2
-    step = MapStep("m", Step("block", Breaker(folder, in_flight - 1)), executor=_executor(workers))
+    step = MapStep(
+        "m", Step("block", Breaker(folder, (workers or 1) - 1)), executor=_executor(workers)
+    )
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=1.0))
     try:
         await runner.run(list(range(50)))
@@ -171,6 +181,7 @@ def main() -> None:
             "wall s",
             "items/s",
             "overhead ms/item",
+            "CPU ms/item",
             "overshoot reserved $",
             "overshoot unreserved $",
             "breach->cancelled ms",
@@ -181,6 +192,7 @@ def main() -> None:
                 f"{r['wall_s']:.2f}",
                 f"{r['items_per_s']:.0f}",
                 f"{r['overhead_ms_per_item']:.2f}",
+                f"{r['cpu_ms_per_item']:.2f}",
                 f"{r['overshoot_reserved_usd']:.4f}",
                 f"{r['overshoot_unreserved_usd']:.4f}",
                 "-"

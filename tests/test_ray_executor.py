@@ -26,6 +26,7 @@ from flujo_trio import (
     Usage,
     UsageLimitExceededError,
     UsageLimits,
+    UsageUpdated,
 )
 from flujo_trio.dsl.parallel import MergeStrategy
 from tests import ray_pipelines as rp
@@ -79,7 +80,7 @@ async def run_both(make_step, data, **runner_options):
 
 @pytest.mark.parametrize("strategy", rp.MERGES, ids=lambda s: getattr(s, "name", "callable"))
 async def test_parallel_ends_as_a_local_run_with_every_merge(strategy):
-    (local, _, local_error), (remote, remote_events, remote_error) = await run_both(
+    (local, local_events, local_error), (remote, remote_events, remote_error) = await run_both(
         lambda executor: rp.parallel_step(strategy, executor), "hi"
     )
     assert shape(remote) == shape(local)
@@ -91,6 +92,9 @@ async def test_parallel_ends_as_a_local_run_with_every_merge(strategy):
         assert str(remote_error) == str(local_error)
     finished = [e.path for e in remote_events if isinstance(e, StepFinished)]
     assert {("fan", "a"), ("fan", "bb"), ("fan", "ccc"), ("fan",)} <= set(finished)
+    usage = [e for e in remote_events if isinstance(e, UsageUpdated)]
+    assert len(usage) == sum(isinstance(e, UsageUpdated) for e in local_events) == 6
+    assert max(e.total.cost_usd for e in usage) == pytest.approx(remote.total_cost_usd)
 
 
 async def test_map_ends_as_a_local_run_with_item_budgets_and_nested_scopes():
@@ -133,15 +137,19 @@ async def test_200_remote_items_never_overshoot_a_tight_limit(tmp_path):
     assert result.governor.reserved == Usage()  # every reservation settled
 
 
-async def test_a_breach_cancels_every_remote_task_and_starts_nothing(tmp_path):
+@pytest.mark.parametrize("in_flight", [2, 4])  # 4: two tasks wait in Ray's queue
+async def test_a_breach_cancels_every_remote_task_and_starts_nothing(tmp_path, in_flight):
     log, marker = tmp_path / "calls.log", tmp_path / "breacher"
     step = MapStep(
         "m",
         Step("work", rp.Blocker(log, marker, breach=True)),
-        executor=RayExecutor(max_in_flight=2),
+        executor=RayExecutor(max_in_flight=in_flight, cancel_grace_s=60),
     )
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=1.0))
-    with pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"):
+    with (
+        trio.fail_after(30),  # every task reports at once: nobody waits out the grace
+        pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"),
+    ):
         await runner.run(list(range(10)))
     lines = rp.read_log(log)
     started = [line for line in lines if line.startswith("start")]
