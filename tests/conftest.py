@@ -90,11 +90,19 @@ def ray_cluster() -> Iterator[str]:
     back as they were, and stopped at the end of the session.
     """
     import signal
+    from pathlib import Path
 
     import ray
+    from ray.job_config import JobConfig
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    root = str(Path(__file__).resolve().parent.parent)  # workers import tests.* from here
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        job_config=JobConfig(code_search_path=[root]),
+    )
     for sig, handler in saved.items():
         signal.signal(sig, handler)
     yield ray.get_runtime_context().gcs_address

@@ -1,8 +1,9 @@
 """A run whose map items run on Ray, in a child process the crash test kills (SIGKILL).
 
 ``python -m tests.ray_crash DB LOG RUN_ID ADDRESS`` connects to the test session's
-Ray cluster at ADDRESS and maps over four items on a SQLite store; item 3 logs
-``hang`` and waits forever, the others finish. Every agent call logs ``call N``.
+Ray cluster at ADDRESS and maps over four items on a SQLite store. Each item runs two
+steps: ``first`` (logs ``first N``) and ``work`` (logs ``call N``), where item 3's
+``work`` waits forever; the others finish.
 """
 
 from __future__ import annotations
@@ -29,8 +30,18 @@ class Work:
         return AgentResult(item * 100, Usage(0.01, 1))
 
 
+@attrs.frozen
+class First:
+    log: Path
+
+    async def __call__(self, item: int) -> AgentResult[int]:
+        log_line(self.log, f"first {item}")
+        return AgentResult(item, Usage(0.001, 1))
+
+
 def runner(db: Path, log: Path, *, hang: bool) -> Runner:
-    step = MapStep("m", Step("work", Work(log, hang)), executor=RayExecutor())
+    body = Step("first", First(log)) >> Step("work", Work(log, hang))
+    step = MapStep("m", body, executor=RayExecutor())
     return Runner(step, store=SqliteStore(db), name="ray-crashy")
 
 

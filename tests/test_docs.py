@@ -37,6 +37,12 @@ def test_examples_run(page, tmp_path, monkeypatch, capsys, request):
     name = "docs_example_" + re.sub(r"\W", "_", str(page.relative_to(ROOT)))
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)
+    if "RayExecutor(" in page.read_text():
+        # Ray's workers cannot import this module: its functions travel by value.
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+        request.addfinalizer(lambda: cloudpickle.unregister_pickle_by_value(module))
     for index, code in enumerate(blocks(page)):
         exec(compile(code, f"{page.name}[{index}]", "exec"), module.__dict__)
 

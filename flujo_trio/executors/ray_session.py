@@ -320,7 +320,11 @@ class RaySession:
             attempt.bridge.finish(value)
             return
         attempt.ended = _how_it_ended(future)
-        if attempt.ended in (NOT_STARTED, CANCELLED_BEFORE_START):
+        failed = _failed_task(future, attempt.bridge.record.name)
+        if failed is not None:  # the task itself raised: running it again cannot help
+            attempt.bridge.failure = failed
+            attempt.bridge.done.set()
+        elif attempt.ended in (NOT_STARTED, CANCELLED_BEFORE_START):
             attempt.bridge.done.set()  # it sent nothing
         else:
             # Its worker died: messages it sent may still be in the relay, so its job
@@ -354,6 +358,24 @@ def _how_it_ended(future: concurrent.futures.Future[Any]) -> str:
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(error).__name__}: {first}"[:500]
+
+
+def _failed_task(future: concurrent.futures.Future[Any], name: str) -> RemoteJobError | None:
+    """The error for a task that raised on its worker instead of running its job (the
+    job's own failures come back in its outcome): most often a module of the pipeline
+    the worker cannot import."""
+    import ray
+
+    error = future.exception()
+    if not isinstance(error, ray.exceptions.RayTaskError):
+        return None
+    cause = getattr(error, "cause", None)
+    what = f"{type(cause).__name__}: {cause}" if cause is not None else str(error)
+    return RemoteJobError(
+        f"The Ray task of {name!r} failed on its worker before it could run the job "
+        f"({what[:500]}). The pipeline's modules must be importable on every worker: "
+        "install them there, or ship them with RayExecutor(runtime_env={'working_dir': ...})"
+    )
 
 
 def _died(name: str, how: str | None, retried: int) -> str:
