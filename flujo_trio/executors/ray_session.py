@@ -1,10 +1,11 @@
 """One fan-out on Ray: submitting its jobs, carrying their messages, cancelling them.
 
-:func:`open_ray_jobs` owns, for the duration of one fan-out, a relay actor and two
-service tasks: the *pump* hands every worker message to that job's
-:class:`~flujo_trio.runtime.bridge.JobBridge` (ledger and journal of the run), and
-Ray's callback on each task's end notices tasks that ended without reporting (a
-worker that died, a task cancelled before it started). The pump is shielded from the
+:func:`open_ray_jobs` owns, for the duration of one fan-out, a relay actor and a
+service task, the *pump*, that hands every worker message to that job's
+:class:`~flujo_trio.runtime.bridge.JobBridge` (ledger and journal of the run). Each
+task's result (the job's outcome) comes through Ray's callback when the task ends,
+which also tells a task that ended without one (a worker that died, a task cancelled
+before it started). The pump is shielded from the
 run's cancellation until every job has ended, because a cancelled job still reports
 through it what it spent; each job's wait for that is bounded by ``cancel_grace_s``.
 No thread ever blocks on Ray (see :mod:`.ray_refs`).
