@@ -8,8 +8,9 @@ this module) starts a local two-CPU Ray cluster and measures, per case:
   "1 worker" is a task that reserves both CPUs (``RayExecutor(num_cpus=2)``), "2
   workers" one CPU each; both with the default ``max_in_flight`` (twice what fits);
 - CPU per item: CPU time of this process and every process it started (the Ray
-  cluster included) per item, less the body: what the work costs in all, however
-  busy the machine is with other things;
+  cluster included) per item, less the body and less what the idle cluster burns in
+  the same time (measured first): what the work costs in all, however busy the
+  machine is with other things;
 - budget overshoot: the same map under a cost limit a third of what it would spend,
   with reservations (must be 0) and without;
 - breach to all cancelled: items that block until cancelled plus one that breaches
@@ -87,14 +88,21 @@ def _executor(workers: int | None) -> RayExecutor | None:
     return None if workers is None else RayExecutor(num_cpus=2 / workers)
 
 
-async def _throughput(workers: int | None) -> dict[str, Any]:
+def _idle_cpu_per_s(seconds: float = 5.0) -> float:
+    """CPU per second this process tree burns doing nothing (Ray's own services)."""
+    before = tree_cpu_seconds()
+    time.sleep(seconds)
+    return (tree_cpu_seconds() - before) / seconds
+
+
+async def _throughput(workers: int | None, idle: float) -> dict[str, Any]:
     step = MapStep("m", Step("busy", busy, reserve=Usage(COST, 1)), executor=_executor(workers))
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=ITEMS * COST * 2))
     cpu = tree_cpu_seconds()
     began = time.perf_counter()
     result = await runner.run(list(range(ITEMS)))
     wall = time.perf_counter() - began
-    cpu = tree_cpu_seconds() - cpu
+    cpu = tree_cpu_seconds() - cpu - idle * wall
     assert result.success
     assert result.total_tokens == ITEMS
     parallel = workers or 1
@@ -142,8 +150,8 @@ async def _breach_to_cancelled(workers: int | None, folder: Path) -> float:
     return ended - float((folder / "breach-at").read_text())
 
 
-async def _case(name: str, workers: int | None, folder: Path) -> dict[str, Any]:
-    row = {"case": name, **(await _throughput(workers))}
+async def _case(name: str, workers: int | None, folder: Path, idle: float) -> dict[str, Any]:
+    row = {"case": name, **(await _throughput(workers, idle))}
     row["overshoot_reserved_usd"] = await _overshoot(workers, True)
     row["overshoot_unreserved_usd"] = await _overshoot(workers, False)
     row["breach_to_cancelled_ms"] = (
@@ -160,9 +168,10 @@ def run(folder: Path) -> list[dict[str, Any]]:
     for sig, handler in saved.items():
         signal.signal(sig, handler)
     try:
-        trio.run(_throughput, 2)  # warm the workers up (imports, first task)
+        trio.run(_throughput, 2, 0.0)  # warm the workers up (imports, first task)
+        idle = _idle_cpu_per_s()
         return [
-            trio.run(_case, name, workers, folder)
+            trio.run(_case, name, workers, folder, idle)
             for name, workers in (("local", None), ("ray, 1 worker", 1), ("ray, 2 workers", 2))
         ]
     finally:
