@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,9 @@ class Spender:
 
 @attrs.frozen
 class Blocker:
-    """Logs its start; the first item to start breaches (if ``breach``), every other
-    one blocks until it is cancelled, and logs that."""
+    """Logs its start; the first item to start breaches (if ``breach``: once a second
+    item runs, writing the time into ``marker``), every other one blocks until it is
+    cancelled, and logs that."""
 
     log: Path
     marker: Path
@@ -145,8 +147,9 @@ class Blocker:
     async def __call__(self, item: int) -> AgentResult[int]:
         log_line(self.log, f"start {item}")
         if self.breach and first_to_claim(self.marker):
-            # Breach once another item is running for sure.
+            # Breach once another item is running for sure, and say when.
             await poll_until(lambda: sum(x.startswith("start") for x in read_log(self.log)) > 1)
+            self.marker.write_text(repr(time.time()))
             return AgentResult(item, Usage(5.0, 1))
         try:
             await trio.sleep_forever()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -146,11 +147,10 @@ async def test_a_breach_cancels_every_remote_task_and_starts_nothing(tmp_path, i
         executor=RayExecutor(max_in_flight=in_flight, cancel_grace_s=60),
     )
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=1.0))
-    with (
-        trio.fail_after(30),  # every task reports at once: nobody waits out the grace
-        pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"),
-    ):
+    with pytest.raises(UsageLimitExceededError, match=r"Cost limit of \$1 exceeded"):
         await runner.run(list(range(10)))
+    # Every task, queued ones included, ended at once: nobody waited out the grace.
+    assert time.time() - float(marker.read_text()) < 30
     lines = rp.read_log(log)
     started = [line for line in lines if line.startswith("start")]
     cancelled = [line for line in lines if line.startswith("cancelled")]
