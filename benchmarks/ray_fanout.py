@@ -13,6 +13,8 @@ this module) starts a local two-CPU Ray cluster and measures, per case:
   machine is with other things;
 - budget overshoot: the same map under a cost limit a third of what it would spend,
   with reservations (must be 0) and without;
+- the floor: the same body as bare Ray tasks, all submitted at once (what Ray itself
+  costs per item, with no budget, journal or cancellation);
 - breach to all cancelled: items that block until cancelled plus one that breaches
   once the others run; the time from its breaching return to ``run()`` raising, with
   every remote task stopped.
@@ -41,7 +43,7 @@ from flujo_trio import (
     UsageLimits,
 )
 
-from .support import print_table, tree_cpu_seconds, write_results
+from .support import cpu_between, print_table, tree_cpu, write_results
 
 ITEMS = 1000
 BODY_S = 0.010
@@ -83,6 +85,36 @@ class Breaker:
         return AgentResult(item, Usage(100.0, 1))
 
 
+def _plain_body(item: int) -> int:
+    """The floor's task: the same 10 ms of CPU in a bare Ray task (no Trio, no runtime)."""
+    end = time.perf_counter() + BODY_S
+    while time.perf_counter() < end:
+        pass
+    return item
+
+
+def _floor(workers: int, idle: float) -> dict[str, Any]:
+    """Ray alone: every item a bare task, all submitted at once, results gathered."""
+    import ray
+
+    task = ray.remote(_plain_body).options(num_cpus=2 / workers)
+    cpu = tree_cpu()
+    began = time.perf_counter()
+    assert ray.get([task.remote(i) for i in range(ITEMS)]) == list(range(ITEMS))
+    wall = time.perf_counter() - began
+    cpu_s = cpu_between(cpu, tree_cpu()) - idle * wall
+    return {
+        "case": f"ray floor, {workers} worker{'s' if workers > 1 else ''}",
+        "wall_s": wall,
+        "items_per_s": ITEMS / wall,
+        "overhead_ms_per_item": (wall * workers / ITEMS - BODY_S) * 1e3,
+        "cpu_ms_per_item": (cpu_s / ITEMS - BODY_S) * 1e3,
+        "overshoot_reserved_usd": None,
+        "overshoot_unreserved_usd": None,
+        "breach_to_cancelled_ms": None,
+    }
+
+
 def _executor(workers: int | None) -> RayExecutor | None:
     """None (local), or tasks that each reserve 2 / ``workers`` of the two CPUs."""
     return None if workers is None else RayExecutor(num_cpus=2 / workers)
@@ -90,19 +122,19 @@ def _executor(workers: int | None) -> RayExecutor | None:
 
 def _idle_cpu_per_s(seconds: float = 5.0) -> float:
     """CPU per second this process tree burns doing nothing (Ray's own services)."""
-    before = tree_cpu_seconds()
+    before = tree_cpu()
     time.sleep(seconds)
-    return (tree_cpu_seconds() - before) / seconds
+    return cpu_between(before, tree_cpu()) / seconds
 
 
 async def _throughput(workers: int | None, idle: float) -> dict[str, Any]:
     step = MapStep("m", Step("busy", busy, reserve=Usage(COST, 1)), executor=_executor(workers))
     runner = Runner(step, limits=UsageLimits(total_cost_usd_limit=ITEMS * COST * 2))
-    cpu = tree_cpu_seconds()
+    cpu = tree_cpu()
     began = time.perf_counter()
     result = await runner.run(list(range(ITEMS)))
     wall = time.perf_counter() - began
-    cpu = tree_cpu_seconds() - cpu - idle * wall
+    cpu = cpu_between(cpu, tree_cpu()) - idle * wall
     assert result.success
     assert result.total_tokens == ITEMS
     parallel = workers or 1
@@ -170,12 +202,17 @@ def run(folder: Path) -> list[dict[str, Any]]:
     try:
         trio.run(_throughput, 2, 0.0)  # warm the workers up (imports, first task)
         idle = _idle_cpu_per_s()
-        return [
+        rows = [
             trio.run(_case, name, workers, folder, idle)
             for name, workers in (("local", None), ("ray, 1 worker", 1), ("ray, 2 workers", 2))
         ]
+        return [*rows, _floor(1, idle), _floor(2, idle)]
     finally:
         ray.shutdown()
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def main() -> None:
@@ -202,8 +239,8 @@ def main() -> None:
                 f"{r['items_per_s']:.0f}",
                 f"{r['overhead_ms_per_item']:.2f}",
                 f"{r['cpu_ms_per_item']:.2f}",
-                f"{r['overshoot_reserved_usd']:.4f}",
-                f"{r['overshoot_unreserved_usd']:.4f}",
+                _money(r["overshoot_reserved_usd"]),
+                _money(r["overshoot_unreserved_usd"]),
                 "-"
                 if r["breach_to_cancelled_ms"] is None
                 else f"{r['breach_to_cancelled_ms']:.0f}",

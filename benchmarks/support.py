@@ -46,16 +46,16 @@ def write_results(name: str, data: Any) -> pathlib.Path:
     return path
 
 
-def tree_cpu_seconds(root: int | None = None) -> float:
-    """CPU time (user + system) of a process and all its descendants, from /proc
-    (Linux; 0.0 elsewhere): what a program and the servers it started cost, whatever
-    else the machine is running."""
+def tree_cpu(root: int | None = None) -> dict[int, float]:
+    """CPU time (user + system) of a process and each of its descendants, by pid, from
+    /proc (Linux; empty elsewhere). Compare two with :func:`cpu_between`."""
     import os
 
+    proc = pathlib.Path("/proc")
     clock = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
-    for entry in pathlib.Path("/proc").iterdir() if pathlib.Path("/proc").exists() else ():
+    for entry in proc.iterdir() if proc.exists() else ():
         if not entry.name.isdigit():
             continue
         try:
@@ -65,13 +65,19 @@ def tree_cpu_seconds(root: int | None = None) -> float:
         pid = int(entry.name)
         parents[pid] = int(fields[1])
         times[pid] = (int(fields[11]) + int(fields[12])) / clock
-    start = os.getpid() if root is None else root
-    total, stack = 0.0, [start]
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
+    found: dict[int, float] = {}
+    stack = [os.getpid() if root is None else root]
     while stack:
         pid = stack.pop()
-        total += times.get(pid, 0.0)
+        found[pid] = times.get(pid, 0.0)
         stack.extend(children.get(pid, ()))
-    return total
+    return found
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the tree spent between two :func:`tree_cpu` readings (processes
+    that started meanwhile count whole; those that ended meanwhile are not seen)."""
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())

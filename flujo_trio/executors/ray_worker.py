@@ -1,7 +1,7 @@
 """The Ray task that runs one job: ``trio.run`` of the job's body on a worker.
 
-The task returns the job's outcome (JSON text, with the number of messages it sent
-through the relay before it, so the owner applies those first).
+The task returns the job's outcome as JSON text, with the messages not sent yet and
+the number sent through the relay before it (the owner applies those first).
 
 ``ray.cancel`` interrupts a running task by raising ``KeyboardInterrupt`` in it. The
 task runs Trio with ``restrict_keyboard_interrupt_to_checkpoints=True`` and keeps
@@ -23,8 +23,6 @@ from ..runtime.remote import JobSpec, WorkerJob
 from ..runtime.wire import decode, encode
 from .ray_refs import result_of
 
-#: How long a finished or cancelled job may wait for its last messages to be taken.
-FINISH_S = 30.0
 #: The task's result when it was cancelled before its job started.
 NOT_STARTED = "not started"
 
@@ -68,10 +66,8 @@ async def _job(body: Pipeline, spec: JobSpec, link: RayLink, outcome: list[str])
     job = WorkerJob(spec, body, link)
     try:
         await job.run()
-    finally:
-        with trio.move_on_after(FINISH_S) as cleanup:
-            cleanup.shield = True
-            outcome.append(await link.finish(job.outcome()))
+    finally:  # also when cancelled: the outcome is the task's result
+        outcome.append(link.finish(job.outcome()))
 
 
 class RayLink:
@@ -86,10 +82,8 @@ class RayLink:
         self.relay, self.job = relay, job
         self._pending: list[str] = []
         self._wake = trio.Event()
-        self._last: Any = None
         self._sent = 0
         self._numbers = itertools.count(1)
-        self._open_questions = 0
 
     def send(self, message: list[Any]) -> None:
         self._pending.append(encode(message, what="a message to the run's owner"))
@@ -100,12 +94,7 @@ class RayLink:
         self._pending.append(encode(["ask", number, *message], what="a question"))
         batch, self._pending = self._pending, []
         self._sent += len(batch)
-        self._last = self.relay.ask.remote(self.job, number, batch)
-        self._open_questions += 1
-        try:
-            answer = await result_of(self._last)
-        finally:
-            self._open_questions -= 1
+        answer = await result_of(self.relay.ask.remote(self.job, number, batch))
         if answer is None:  # the job ended for the owner: it is being cancelled
             await trio.sleep_forever()
         return decode(answer, what="an answer from the run's owner")[2:]
@@ -120,14 +109,11 @@ class RayLink:
         if self._pending:
             batch, self._pending = self._pending, []
             self._sent += len(batch)
-            self._last = self.relay.post.remote(self.job, batch)
+            self.relay.post.remote(self.job, batch)
 
-    async def finish(self, outcome: Any) -> str:
-        """Send what is still queued, wait until the relay holds it, and return the
-        outcome with the number of messages that come before it."""
-        if self._open_questions and not self._pending:
-            self._pending.append(encode(["noop"], what="a message"))  # after the questions
-        self._flush()
-        if self._last is not None:
-            await result_of(self._last)
-        return encode(["done", self._sent, outcome], what="the outcome")
+    def finish(self, outcome: Any) -> str:
+        """The task's result: the outcome, the messages still queued (they travel with
+        it, saving an actor call), and how many went through the relay before them
+        (the owner applies those first; Ray delivers every call already made)."""
+        pending, self._pending = self._pending, []
+        return encode(["done", self._sent, pending, outcome], what="the outcome")

@@ -63,7 +63,7 @@ class JobBridge:
         self.entries: list[Entry] = []
         """Every journal entry this attempt sent (a retry replays them)."""
         self.outcome: Outcome | None = None
-        self._expected: tuple[int, Any] | None = None
+        self._expected: tuple[int, list[Any], Any] | None = None
         self.handled = 0
         """Messages handled so far (the outcome comes after a known number of them)."""
         self.failure: FlujoTrioError | None = None
@@ -81,14 +81,14 @@ class JobBridge:
         expected = self._expected
         if expected is not None and self.handled >= expected[0]:
             self._expected = None
-            self._guarded(self._done, expected[1])
+            self._done(expected[1], expected[2])
 
     def finish(self, text: Any) -> None:
-        """The worker's outcome (``["done", messages sent before it, outcome]``): applied
-        once every message sent before it has been."""
+        """The worker's outcome (``["done", messages sent before, messages sent with it,
+        outcome]``): applied once every message sent before it has been."""
         try:
             message = decode(text, what=f"the result of {self.record.name!r}")
-            sent, data = int(message[1]), message[2]
+            sent, trailing, outcome = int(message[1]), list(message[2]), message[3]
         except FlujoTrioError as error:
             self._fail(error)
             return
@@ -96,9 +96,9 @@ class JobBridge:
             self._fail(RemoteJobError(f"A worker of {self.record.name!r} sent {text!r}: {error}"))
             return
         if self.handled >= sent:
-            self._guarded(self._done, data)
+            self._done(trailing, outcome)
         else:
-            self._expected = (sent, data)
+            self._expected = (sent, trailing, outcome)
 
     def _guarded(self, apply: Callable[[Any], None], value: Any) -> None:
         try:
@@ -109,7 +109,12 @@ class JobBridge:
         except (TypeError, ValueError, IndexError, InvalidOperation) as error:
             self._fail(RemoteJobError(f"A worker of {self.record.name!r} sent {value!r}: {error}"))
 
-    def _done(self, data: Any) -> None:
+    def _done(self, trailing: list[Any], outcome: Any) -> None:
+        for text in trailing:
+            self._guarded(self._dispatch, text)
+        self._guarded(self._outcome, outcome)
+
+    def _outcome(self, data: Any) -> None:
         self.outcome = decode_outcome(data, what=f"the result of {self.record.name!r}")
         self.done.set()
 
