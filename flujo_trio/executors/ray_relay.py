@@ -25,19 +25,21 @@ class Relay:
         self._asked: dict[tuple[int, int], asyncio.Future[str]] = {}
         self._closed: set[int] = set()
 
-    async def post(self, job: int, messages: list[str]) -> None:
-        """A worker's messages for the owner, in the order it sent them."""
+    async def post(self, job: int, messages: list[str]) -> bool:
+        """A worker's messages for the owner, in the order it sent them; returns whether
+        the owner has given the job up (the worker then stops it)."""
         self._inbox.append((job, messages))
         self._arrived.set()
+        return job in self._closed
 
     async def ask(self, job: int, question: int, messages: list[str]) -> str | None:
         """Post ``messages`` (the last one asks ``question``) and wait for the answer;
-        None if the job ended first."""
-        if job in self._closed:
+        None if the owner gave the job up (the messages are posted all the same: the
+        owner counts them)."""
+        if await self.post(job, messages):
             return None
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._asked[(job, question)] = answer
-        await self.post(job, messages)
         try:
             return await answer
         except asyncio.CancelledError:
@@ -62,7 +64,8 @@ class Relay:
                 waiting.set_result(text)
 
     async def close(self, jobs: list[int]) -> None:
-        """These jobs ended: their open questions get no answer (None)."""
+        """The owner gave these jobs up: their open questions get no answer (None), and
+        their workers learn it from their next call (messages still arrive)."""
         self._closed.update(jobs)
         for (job, _), waiting in list(self._asked.items()):
             if job in self._closed and not waiting.done():

@@ -170,8 +170,10 @@ class RaySession:
         try:
             await bridge.done.wait()
         except BaseException:
+            # The relay first: a task Ray cannot interrupt (it is just starting) learns
+            # from it that its job was given up.
+            self.relay.close.remote([number])
             await self._stop(attempt)
-            self.relay.close.remote([number])  # its open questions get no answer
             self._settle_open(attempt, record)
             if bridge.outcome is not None and bridge.failure is None:
                 try:  # what it did, before the cancellation goes on

@@ -13,7 +13,10 @@ message "cancel this task"; once it has been acted on, the task ends normally.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -21,10 +24,14 @@ import trio
 from ..dsl.pipeline import Pipeline
 from ..runtime.remote import JobSpec, WorkerJob
 from ..runtime.wire import decode, encode
-from .ray_refs import result_of
+from .ray_refs import on_ready, result_of
 
 #: The task's result when it was cancelled before its job started.
 NOT_STARTED = "not started"
+
+
+def _nothing() -> None:
+    pass
 
 
 def _only_interrupts(error: BaseException) -> bool:
@@ -53,8 +60,12 @@ async def _main(body: Pipeline, spec: JobSpec, relay: Any, job: int, outcome: li
         services.start_soon(link.flush_forever, name=f"flujo-remote-send:{spec.name}")
         try:
             # The main task only waits here: Ray's interrupt lands on this wait and
-            # cancels the job as a whole.
+            # cancels the job as a whole. The relay may say so too (see RayLink).
             async with trio.open_nursery() as work:
+                link.on_given_up = partial(
+                    work.cancel_scope.cancel,
+                    reason="flujo-trio: the run's owner cancelled this job",
+                )
                 work.start_soon(
                     _job, body, spec, link, outcome, name=f"flujo-remote-job:{spec.name}"
                 )
@@ -76,12 +87,17 @@ class RayLink:
     Messages queued in one scheduling pass go out as one actor call; a question goes
     out with the messages queued before it, in a call that returns its answer. No
     thread waits on Ray: answers wake this run through Ray's callbacks.
+
+    The relay also says when the owner gave the job up: a question gets no answer,
+    and every post returns it. That stops a job whose ``ray.cancel`` was lost (Ray
+    cannot interrupt a task in the instant it starts), within one call of starting.
     """
 
     def __init__(self, relay: Any, job: int) -> None:
         self.relay, self.job = relay, job
         self._pending: list[str] = []
         self._wake = trio.Event()
+        self.on_given_up: Callable[[], None] = _nothing
         self._sent = 0
         self._numbers = itertools.count(1)
 
@@ -95,8 +111,9 @@ class RayLink:
         batch, self._pending = self._pending, []
         self._sent += len(batch)
         answer = await result_of(self.relay.ask.remote(self.job, number, batch))
-        if answer is None:  # the job ended for the owner: it is being cancelled
-            await trio.sleep_forever()
+        if answer is None:  # the owner gave the job up
+            self.on_given_up()
+            await trio.lowlevel.checkpoint()  # raises Cancelled now
         return decode(answer, what="an answer from the run's owner")[2:]
 
     async def flush_forever(self) -> None:
@@ -109,7 +126,11 @@ class RayLink:
         if self._pending:
             batch, self._pending = self._pending, []
             self._sent += len(batch)
-            self.relay.post.remote(self.job, batch)
+            on_ready(self.relay.post.remote(self.job, batch), self._check_given_up)
+
+    def _check_given_up(self, posted: concurrent.futures.Future[Any]) -> None:
+        if posted.exception() is None and posted.result() is True:
+            self.on_given_up()
 
     def finish(self, outcome: Any) -> str:
         """The task's result: the outcome, the messages still queued (they travel with
