@@ -5,7 +5,7 @@ CLI := $(VENV)/bin/flujo-trio
 STAMP := $(VENV)/.installed
 DB ?= flujo_trio.db
 
-.PHONY: test test-all lint types unit docs demo bench bench-flujo bench-stores clean
+.PHONY: test test-all lint types unit docs demo bench bench-flujo bench-stores bench-ray clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -81,6 +81,11 @@ bench-flujo: $(STAMP)
 # server unless FLUJO_TRIO_BENCH_POSTGRES_DSN is set).
 bench-stores: $(STAMP)
 	$(PY) -m benchmarks.stores
+
+# Fan-out on Ray: a local two-CPU cluster, 1,000 CPU-bound items here and on 1 or 2
+# workers: overhead per item, budget overshoot, breach to all cancelled (a few minutes).
+bench-ray: $(STAMP)
+	$(PY) -m benchmarks.ray_fanout
 
 clean:
 	rm -rf $(VENV) build/venv-3.* .bench-flujo-venv docs/_build .mypy_cache .pytest_cache .ruff_cache

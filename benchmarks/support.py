@@ -44,3 +44,40 @@ def write_results(name: str, data: Any) -> pathlib.Path:
     meta = {"python": platform.python_version(), "machine": platform.machine()}
     path.write_text(json.dumps({**meta, "benchmark": name, "data": data}, indent=2))
     return path
+
+
+def tree_cpu(root: int | None = None) -> dict[int, float]:
+    """CPU time (user + system) of a process and each of its descendants, by pid, from
+    /proc (Linux; empty elsewhere). Compare two with :func:`cpu_between`."""
+    import os
+
+    proc = pathlib.Path("/proc")
+    clock = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in proc.iterdir() if proc.exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / clock
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found: dict[int, float] = {}
+    stack = [os.getpid() if root is None else root]
+    while stack:
+        pid = stack.pop()
+        found[pid] = times.get(pid, 0.0)
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the tree spent between two :func:`tree_cpu` readings (processes
+    that started meanwhile count whole; those that ended meanwhile are not seen)."""
+    return sum(spent - before.get(pid, 0.0) for pid, spent in after.items())

@@ -61,15 +61,17 @@ from .usage import Usage as Usage
 from .usage import UsageLimits as UsageLimits
 
 if TYPE_CHECKING:
+    from .executors.ray import RayExecutor as RayExecutor
     from .state.postgres import PostgresStore as PostgresStore
     from .state.sqlite import SqliteStore as SqliteStore
     from .state.sqlite_cache import SqliteCache as SqliteCache
 
 __version__ = "0.2.0"
 
-#: Loaded on first use, so ``import flujo_trio`` loads neither sqlite3, psycopg nor the
-#: converter.
+#: Loaded on first use, so ``import flujo_trio`` loads neither sqlite3, psycopg, Ray nor
+#: the converter.
 _LAZY = {
+    "RayExecutor": "flujo_trio.executors.ray",
     "PostgresStore": "flujo_trio.state.postgres",
     "SqliteStore": "flujo_trio.state.sqlite",
     "SqliteCache": "flujo_trio.state.sqlite_cache",
@@ -117,6 +119,7 @@ __all__ = [
     "PluginOutcome",
     "PostgresStore",
     "Processors",
+    "RayExecutor",
     "RequestDenied",
     "ResumeError",
     "RunFinished",

@@ -80,3 +80,30 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
     schema = f"test_{uuid.uuid4().hex[:12]}"
     yield schema
     drop_schema(postgres_dsn, schema)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray cluster of two CPUs for the whole session; yields its address.
+
+    Started once (it takes seconds), with the signal handlers ``ray.init`` installs put
+    back as they were, and stopped at the end of the session.
+    """
+    import signal
+    from pathlib import Path
+
+    import ray
+    from ray.job_config import JobConfig
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    root = str(Path(__file__).resolve().parent.parent)  # workers import tests.* from here
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        job_config=JobConfig(code_search_path=[root]),
+    )
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -31,10 +31,18 @@ def test_examples_run(page, tmp_path, monkeypatch, capsys, request):
     monkeypatch.chdir(tmp_path)  # examples may create SQLite files
     if "DATABASE_URL" in page.read_text():  # PostgreSQL examples: a fresh database
         monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_database"))
+    if "RayExecutor(" in page.read_text():  # Ray examples: the session's local cluster
+        request.getfixturevalue("ray_cluster")
     # A real module, so classes the examples store can be found again by name.
     name = "docs_example_" + re.sub(r"\W", "_", str(page.relative_to(ROOT)))
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)
+    if "RayExecutor(" in page.read_text():
+        # Ray's workers cannot import this module: its functions travel by value.
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+        request.addfinalizer(lambda: cloudpickle.unregister_pickle_by_value(module))
     for index, code in enumerate(blocks(page)):
         exec(compile(code, f"{page.name}[{index}]", "exec"), module.__dict__)
 
