@@ -42,13 +42,14 @@ from ..runtime.remote import Chain, JobSpec
 from ..runtime.wire import encode
 from ..state.journal import Decision, Entry
 from ..usage import NO_USAGE
-from .ray import RayExecutor, connect
+from .ray_connect import connect
 from .ray_refs import on_ready, result_of
 from .ray_relay import Relay
 from .ray_worker import NOT_STARTED, run_remote_job
 
 if TYPE_CHECKING:
     from ..runtime.fanout import Job
+    from .ray import RayExecutor
 
 logger = logging.getLogger("flujo_trio")
 
