@@ -144,6 +144,30 @@ def test_importing_flujo_trio_imports_no_adapter_sdk():
     assert out.stdout.strip() == "[]"
 
 
+def test_works_when_anyio_asyncio_backend_was_imported_first():
+    # anyio's pytest plugin (or any host) may import the backend before trio-asyncio
+    # patches asyncio; its early `from asyncio import current_task` must not break the
+    # bridge (on 3.12+ it failed with "no running event loop"). A fresh process pins
+    # the import order, whatever pytest's plugins did in this one.
+    import subprocess
+    import sys
+
+    code = (
+        "import anyio._backends._asyncio, trio\n"
+        "from pydantic_ai import Agent\n"
+        "from pydantic_ai.models.test import TestModel\n"
+        "from flujo_trio import Runner, Step\n"
+        "from flujo_trio.agents.pydantic_ai import PydanticAIAgent\n"
+        "agent = PydanticAIAgent(Agent(TestModel(custom_output_text='bridged')))\n"
+        "result = trio.run(Runner(Step('chat', agent)).run, 'x')\n"
+        "print(result.output, result.step_history[0].feedback)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "bridged None"
+
+
 # -- deps, reservations, usage, retries --------------------------------------------------
 
 

@@ -58,14 +58,26 @@ with warnings.catch_warnings():
 _PER_REQUEST_OVERHEAD = 32
 
 
+#: The asyncio functions trio-asyncio replaces with versions that know its loop.
+#: ``current_task`` is among them because since Python 3.12 it is implemented in C and
+#: no longer calls the (patched) ``get_running_loop`` from Python.
+_PATCHED_BY_TRIO_ASYNCIO = ("get_running_loop", "_get_running_loop", "current_task")
+
+
 def _repair_early_anyio_import() -> None:
-    """trio-asyncio patches ``asyncio.get_running_loop`` when it is imported; a module
-    that did ``from asyncio import get_running_loop`` before that (anyio's asyncio
-    backend, e.g. imported early by anyio's pytest plugin) keeps the unpatched function
-    and fails inside the bridge with "no running event loop". Point it at the patch."""
+    """trio-asyncio patches ``asyncio.get_running_loop`` and ``asyncio.current_task``
+    when it is imported; a module that did ``from asyncio import current_task`` before
+    that (anyio's asyncio backend, imported early by anyio's pytest plugin) keeps the
+    unpatched functions and fails inside the bridge with "no running event loop" (on
+    3.12+ through ``current_task``, which pydantic-ai reaches via anyio task groups).
+    Point the backend's copies at the patches, which behave as the originals outside
+    a trio-asyncio loop."""
     backend = sys.modules.get("anyio._backends._asyncio")
-    if backend is not None and getattr(backend, "get_running_loop", None) is not None:
-        setattr(backend, "get_running_loop", asyncio.get_running_loop)  # noqa: B010
+    if backend is None:
+        return
+    for name in _PATCHED_BY_TRIO_ASYNCIO:
+        if getattr(backend, name, None) is not None:
+            setattr(backend, name, getattr(asyncio, name))
 
 
 _repair_early_anyio_import()
