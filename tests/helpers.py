@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -22,6 +26,19 @@ class CostAgent:
         self.calls.append(data)
         await trio.lowlevel.checkpoint()
         return AgentResult(self.output if self.output is not None else data, self.usage)
+
+
+@contextmanager
+def raw_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to a store's file, for tests that read or tamper with its rows:
+    committed when the block succeeds and always closed (``with sqlite3.connect(...)``
+    only commits, and Python 3.13 warns about a connection left to the collector)."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            yield connection
+    finally:
+        connection.close()
 
 
 def stray_tasks() -> list[str]:

@@ -6,7 +6,6 @@ import json
 import os
 import pty
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pyte
 import pytest
 
 from tests.cli_pty import Terminal
+from tests.helpers import raw_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "flujo-trio")
@@ -102,7 +102,7 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(db, args, message):
 
 def test_a_database_that_is_not_ours_is_refused(tmp_path):
     foreign = tmp_path / "other.db"
-    with sqlite3.connect(foreign) as connection:
+    with raw_sqlite(foreign) as connection:
         connection.execute("CREATE TABLE t (x)")
     bad = cli("run", "tests.cli_pipelines:pipeline", "--input", "x", db=foreign)
     assert bad.returncode == 2 and "not a flujo-trio store" in bad.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.cli_pty import Terminal, lines_with
 from tests.cli_run import flujo, ok_json, one_error_line
+from tests.helpers import raw_sqlite
 
 PIPELINE_FILE = textwrap.dedent(
     """
@@ -140,7 +140,7 @@ def test_resume_after_the_file_moved_names_the_stored_path(project):
 
 
 def _age(db: Path, run_id: str, updated_at: str) -> None:
-    with sqlite3.connect(db) as connection:
+    with raw_sqlite(db) as connection:
         connection.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (updated_at, run_id))
 
 
@@ -198,7 +198,7 @@ def test_a_damaged_row_is_listed_with_its_error(tmp_path):
     db = str(tmp_path / "runs.db")
     for run_id in ("good", "bad", "worse"):
         flujo("run", "tests.cli_pipelines:pipeline", "--input", "x", "--run-id", run_id, "--db", db)
-    with sqlite3.connect(db) as connection:
+    with raw_sqlite(db) as connection:
         connection.execute("UPDATE runs SET total_tokens = 'lots' WHERE run_id = 'bad'")
         connection.execute("UPDATE runs SET context = '{broken' WHERE run_id = 'worse'")
     rows = {row["run_id"]: row for row in ok_json(flujo("runs", "list", "--db", db))}
@@ -242,7 +242,7 @@ def test_export_to_a_file_and_delete(tmp_path):
 def test_a_run_a_process_owns_is_deleted_only_with_force(tmp_path):
     db = str(tmp_path / "runs.db")
     flujo("run", "tests.cli_pipelines:pipeline", "--input", "x", "--run-id", "r1", "--db", db)
-    with sqlite3.connect(db) as connection:
+    with raw_sqlite(db) as connection:
         connection.execute("UPDATE runs SET status = 'running', owner = 'worker-7'")
     error = one_error_line(flujo("runs", "delete", "r1", "--db", db))
     assert "is running (owned by worker-7)" in error and "--force" in error

@@ -8,7 +8,6 @@ answer naming it reached no code.
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from flujo_trio import HumanStep, ResumeError, Runner, RunStatus, SqliteStore, Step
 from flujo_trio.testing import StubAgent
+from tests.helpers import raw_sqlite
 
 
 @attrs.define
@@ -27,7 +27,7 @@ class Answer:
 
 
 def rows(path: Path) -> tuple[list[Any], list[Any]]:
-    with sqlite3.connect(path) as db:
+    with raw_sqlite(path) as db:
         return (
             db.execute("SELECT * FROM runs ORDER BY run_id").fetchall(),
             db.execute("SELECT * FROM journal ORDER BY run_id, seq").fetchall(),

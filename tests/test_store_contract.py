@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
-import sqlite3
 import sys
 import threading
 import uuid
@@ -52,6 +51,7 @@ from flujo_trio.state.journal import (
 )
 from flujo_trio.state.protocol import Finish
 from flujo_trio.state.records import RunState, Spent
+from tests.helpers import raw_sqlite
 from tests.models import Address, Color, Priority, Profile, RichContext
 
 START = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -101,7 +101,7 @@ class Stores:
 
 def _sqlite_raw(path: Path) -> Raw:
     def run(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(path) as db:
+        with raw_sqlite(path) as db:
             return db.execute(statement.format(runs="runs", journal="journal"), params).fetchall()
 
     return run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from decimal import Decimal
 from functools import partial
 
@@ -26,6 +25,7 @@ from flujo_trio import (
     Usage,
 )
 from flujo_trio.testing import StubAgent
+from tests.helpers import raw_sqlite
 from tests.models import Color, Priority, Profile, RichContext
 
 
@@ -114,7 +114,7 @@ async def test_sqlite_rows_are_plain_json_with_enums_by_value(tmp_path):
     path = tmp_path / "runs.db"
     runner = Runner(pipeline(), store=SqliteStore(path), context_type=RichContext)
     paused = await runner.run("q")
-    with sqlite3.connect(path) as db:
+    with raw_sqlite(path) as db:
         status, text = db.execute(
             "SELECT status, context FROM runs WHERE run_id = ?", (paused.run_id,)
         ).fetchone()
@@ -153,7 +153,7 @@ async def test_corrupted_row_is_a_clear_error_and_other_runs_still_load(tmp_path
     await runner.run("x", run_id="good")
     await runner.run("x", run_id="bad")
     await runner.run("x", run_id="garbage")
-    with sqlite3.connect(path) as db:
+    with raw_sqlite(path) as db:
         (text,) = db.execute("SELECT context FROM runs WHERE run_id = 'bad'").fetchone()
         data = json.loads(text)
         data["color"] = "ultraviolet"
@@ -192,12 +192,12 @@ async def test_two_concurrent_runs_share_one_store(tmp_path):
 async def test_newer_schema_and_foreign_databases_are_refused(tmp_path):
     newer = tmp_path / "newer.db"
     await SqliteStore(newer).list_runs()
-    with sqlite3.connect(newer) as db:
+    with raw_sqlite(newer) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="newer flujo-trio"):
         await SqliteStore(newer).list_runs()
     foreign = tmp_path / "foreign.db"
-    with sqlite3.connect(foreign) as db:
+    with raw_sqlite(foreign) as db:
         db.execute("CREATE TABLE people (name TEXT)")
     with pytest.raises(StoreError, match="not a flujo-trio store"):
         await SqliteStore(foreign).list_runs()
