@@ -82,14 +82,11 @@ class Frame:
 
     def child(self, name: str, index: int) -> Frame:
         """The frame of the step ``name``, the ``index``-th of its siblings."""
-        return Frame(
-            self.run,
-            self.context,
-            self.scope,
-            (*self.path, name),
-            (*self.address, name),
-            (*self.position, index),
-        )
+        path = (*self.path, name)
+        # Outside loops a step's address is its path: one tuple, not two equal ones
+        # (a fan-out keeps a few frames alive per branch).
+        address = path if self.address is self.path else (*self.address, name)
+        return Frame(self.run, self.context, self.scope, path, address, (*self.position, index))
 
     def iteration(self, number: int) -> Frame:
         """The frame a loop body's steps run in during iteration ``number`` (1-based)."""
