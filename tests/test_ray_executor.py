@@ -230,6 +230,8 @@ async def test_a_worker_that_dies_mid_item_is_retried_or_fails_the_item(tmp_path
 def test_executor_options_are_checked():
     with pytest.raises(ConfigurationError, match="num_cpus"):
         RayExecutor(num_cpus=0)
+    assert RayExecutor(num_cpus=None).cpus_per_job == 1
+    assert RayExecutor(num_cpus=0.5).cpus_per_job == 0.5
     with pytest.raises(ConfigurationError, match="max_in_flight"):
         RayExecutor(max_in_flight=0)
     with pytest.raises(ConfigurationError, match="retries"):

@@ -29,6 +29,11 @@ def _positive_number(_: object, attribute: Any, value: Any) -> None:
         )
 
 
+def _optional_positive_number(instance: object, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _positive_number(instance, attribute, value)
+
+
 def _optional_count(_: object, attribute: Any, value: Any) -> None:
     if value is None:
         return
@@ -59,7 +64,8 @@ class RayExecutor:
         address: the cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...);
             None starts a local cluster unless Ray is already initialized in this
             process (then that connection is used, whatever ``address`` says).
-        num_cpus: CPUs each job's task reserves on the cluster (Ray's ``num_cpus``).
+        num_cpus: CPUs each job's task reserves on the cluster (Ray's ``num_cpus``);
+            None: Ray's default for a task, one CPU.
         max_in_flight: at most this many jobs of one fan-out are submitted to Ray at
             once; None: twice as many as the cluster has room for (so a worker that
             frees up starts the next job at once, and few wait in Ray's queue when a
@@ -76,7 +82,7 @@ class RayExecutor:
     """
 
     address: str | None = None
-    num_cpus: float = attrs.field(default=1, validator=_positive_number)
+    num_cpus: float | None = attrs.field(default=None, validator=_optional_positive_number)
     max_in_flight: int | None = attrs.field(default=None, validator=_optional_count)
     runtime_env: Mapping[str, Any] | None = attrs.field(default=None, validator=_runtime_env)
     retries: int = attrs.field(default=1, validator=_retries)
@@ -91,6 +97,11 @@ class RayExecutor:
             raise ConfigurationError(
                 "RayExecutor needs Ray: install it with pip install 'flujo-trio[ray]'"
             )
+
+    @property
+    def cpus_per_job(self) -> float:
+        """What each job's task reserves: ``num_cpus``, or Ray's default of one CPU."""
+        return 1 if self.num_cpus is None else self.num_cpus
 
     def open(self, frame: Frame) -> AbstractAsyncContextManager[JobSession]:
         """The session that runs the jobs of one fan-out (the executor hook)."""

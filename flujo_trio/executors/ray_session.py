@@ -102,7 +102,7 @@ class RaySession:
 
         self.executor, self.frame, self.relay = executor, frame, relay
         self.services: trio.Nursery | None = None
-        self._task_options: dict[str, Any] = {"num_cpus": executor.num_cpus, "max_retries": 0}
+        self._task_options: dict[str, Any] = {"num_cpus": executor.cpus_per_job, "max_retries": 0}
         if executor.runtime_env is not None:
             self._task_options["runtime_env"] = dict(executor.runtime_env)
         self._task = ray.remote(run_remote_job)
@@ -110,7 +110,7 @@ class RaySession:
         if in_flight is None:
             resources: Any = ray.cluster_resources  # untyped in Ray
             cpus = float(resources().get("CPU", 1))
-            in_flight = max(1, int(cpus // executor.num_cpus)) * 2
+            in_flight = max(1, int(cpus // executor.cpus_per_job)) * 2
         self._slots = trio.CapacityLimiter(in_flight)
         self._numbers = itertools.count(1)
         self._attempts: dict[int, _Attempt] = {}
