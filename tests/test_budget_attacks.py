@@ -184,3 +184,34 @@ async def test_nested_scopes_never_overshoot_and_totals_are_what_agents_spent(
             assert step.token_counts <= limits.get(step.name, 1200 + 5000 * seed), step.name
     assert result.total_tokens <= [1200, 5000][seed]
     assert stray_tasks() == []
+
+
+# -- hostile values from an agent -------------------------------------------------------
+
+
+class Overloaded(Exception):
+    def __init__(self, retry_after: Any) -> None:
+        super().__init__("overloaded, retry later")
+        self.retry_after = retry_after
+
+
+@pytest.mark.parametrize(
+    "retry_after", [float("inf"), 10**400, float("nan")], ids=["inf", "huge-int", "nan"]
+)
+async def test_a_retry_after_that_is_not_a_finite_number_is_ignored(
+    autojump_clock: Any, retry_after: Any
+) -> None:
+    # inf used to sleep forever before the retry; 10**400 raised OverflowError.
+    calls: list[float] = []
+
+    async def agent(data: Any) -> Any:
+        calls.append(trio.current_time())
+        raise Overloaded(retry_after)
+
+    with trio.fail_after(3600):
+        result = await Runner(Step("s", agent, max_retries=1)).run("x")
+    assert not result.success and len(calls) == 2
+    assert result.step_history[0].feedback == (
+        "Agent failed after 2 attempt(s): overloaded, retry later"
+    )
+    assert stray_tasks() == []
