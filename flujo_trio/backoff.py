@@ -18,21 +18,30 @@ import attrs
 from .errors import ConfigurationError
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float, e.g. 10**400
+        return False
+
+
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not _finite(value)
         or value < 0
     ):
-        raise ConfigurationError(f"Backoff.{attribute.name} must be a finite number >= 0")
+        raise ConfigurationError(
+            f"Backoff.{attribute.name} must be a finite number >= 0, got {value!r:.60}"
+        )
 
 
 def _multiplier(_: object, __: object, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 1:
         raise ConfigurationError(f"Backoff.multiplier must be a number >= 1, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigurationError("Backoff.multiplier must be finite")
+    if not _finite(value):
+        raise ConfigurationError(f"Backoff.multiplier must be finite, got {value!r:.60}")
 
 
 @attrs.frozen

@@ -94,8 +94,49 @@ def fingerprint(shape: Shape) -> str:
     """A short stable hash of a shape (the same in every process)."""
     import hashlib  # loads OpenSSL: only when a runner is built, not on import
 
-    text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_compact_json(shape).encode()).hexdigest()[:32]
+
+
+def _compact_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"))``, character for
+    character, but iterative: the json module recurses once per list or dict, so a
+    pipeline nested a few hundred containers deep would raise RecursionError (and the
+    text must stay the same, or runs stored before could no longer be resumed)."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            parts.append("{")
+            pending: list[Any] = []
+            for index, key in enumerate(sorted(item)):
+                prefix = "," if index else ""
+                pending += [_Text(f"{prefix}{json.dumps(key)}:"), item[key]]
+            stack.append(_Text("}"))
+            stack.extend(reversed(pending))
+        elif isinstance(item, list | tuple):
+            parts.append("[")
+            pending = []
+            for index, element in enumerate(item):
+                if index:
+                    pending.append(_Text(","))
+                pending.append(element)
+            stack.append(_Text("]"))
+            stack.extend(reversed(pending))
+        else:
+            parts.append(json.dumps(item))
+    return "".join(parts)
+
+
+class _Text:
+    """Already-encoded JSON text on :func:`_compact_json`'s stack."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 def first_difference(old: Any, new: Any) -> str | None:

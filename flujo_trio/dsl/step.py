@@ -34,7 +34,10 @@ def _check_retries(_: object, __: object, value: int) -> None:
 
 
 def _check_timeout(_: object, __: object, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
+    # Numbers only: "5" > 0 would raise TypeError, not say what is wrong.
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+    ):
         raise ConfigurationError(f"timeout_s must be > 0 seconds or None, got {value!r}")
 
 

@@ -10,15 +10,21 @@ from .step import Step
 
 
 def iter_steps(pipeline: Pipeline) -> Iterator[StepBase]:
-    def walk(step: StepBase) -> Iterator[StepBase]:
+    """Every step, depth first in declared order (a step, its fallback chain, then what
+    it nests). Iterative: nesting depth is not limited by the interpreter's stack."""
+    stack: list[Iterator[StepBase]] = [iter(pipeline.steps)]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+            continue
         yield step
+        inner: list[StepBase] = []
         if isinstance(step, Step) and step.fallback is not None:
-            yield from walk(step.fallback)
-        for inner in step.nested():
-            yield from walk(inner)
-
-    for step in pipeline.steps:
-        yield from walk(step)
+            inner.append(step.fallback)
+        inner.extend(step.nested())
+        if inner:
+            stack.append(iter(inner))
 
 
 def scoped_agents(pipeline: Pipeline) -> list[Any]:

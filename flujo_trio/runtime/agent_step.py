@@ -12,6 +12,7 @@ paying for them again.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -281,7 +282,7 @@ async def _call_with_retries(
             failure = _Failure(
                 str(error) or type(error).__name__,
                 getattr(error, "retryable", True) is not False,
-                float(after) if isinstance(after, int | float) else None,
+                _retry_after(after),
                 False,
                 isinstance(getattr(error, "usage", None), Usage),
             )
@@ -304,6 +305,18 @@ async def _call_with_retries(
         if delay > 0:
             await trio.sleep(delay)
     return Outcome(None, f"Agent failed after {len(errors)} attempt(s): {errors[-1]}")
+
+
+def _retry_after(value: object) -> float | None:
+    """An error's ``retry_after`` in seconds, or None when it is not a finite number: an
+    infinite one would wait forever, and ``float(10**400)`` raises OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 _NO_KWARGS: dict[str, Any] = {}  # never mutated: passed as ``**{}`` at most
