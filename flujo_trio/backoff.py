@@ -16,20 +16,14 @@ from typing import Any
 import attrs
 
 from .errors import ConfigurationError
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float, e.g. 10**400
-        return False
+from .usage import finite
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not _finite(value)
+        or not finite(value)
         or value < 0
     ):
         raise ConfigurationError(
@@ -40,7 +34,7 @@ def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> N
 def _multiplier(_: object, __: object, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 1:
         raise ConfigurationError(f"Backoff.multiplier must be a number >= 1, got {value!r}")
-    if not _finite(value):
+    if not finite(value):
         raise ConfigurationError(f"Backoff.multiplier must be finite, got {value!r:.60}")
 
 

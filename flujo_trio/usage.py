@@ -42,7 +42,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _finite(value: float) -> bool:
+def finite(value: float) -> bool:
     """``math.isfinite`` that answers False for an int too large for a float (which
     ``math.isfinite`` refuses with OverflowError, e.g. ``10**400``)."""
     try:
@@ -52,7 +52,7 @@ def _finite(value: float) -> bool:
 
 
 def _cost(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not _is_number(value) or not _finite(value) or value < 0:
+    if not _is_number(value) or not finite(value) or value < 0:
         raise ConfigurationError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
@@ -85,7 +85,7 @@ def _no_limit_if_infinite(value: Any) -> Any:
 def _optional_cost(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is None:
         return
-    if not _is_number(value) or not _finite(value) or value < 0:
+    if not _is_number(value) or not finite(value) or value < 0:
         raise ConfigurationError(
             f"UsageLimits.{attribute.name} must be a finite number >= 0 or None "
             f"(float('inf') also means no limit), got {value!r}"

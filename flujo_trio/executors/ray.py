@@ -8,7 +8,6 @@ journal, events and merges) stays in this process. See ``docs/howto/ray.md``.
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, final
@@ -18,12 +17,13 @@ import attrs
 from ..errors import ConfigurationError
 from ..runtime.executor import JobSession
 from ..runtime.frame import Frame
+from ..usage import finite
 from .ray_connect import RayExecutorError as RayExecutorError
 
 
 def _positive_number(_: object, attribute: Any, value: Any) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
+    if not ok or not finite(value) or value <= 0:
         raise ConfigurationError(
             f"RayExecutor {attribute.name} must be a number > 0, got {value!r}"
         )

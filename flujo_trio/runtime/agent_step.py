@@ -12,7 +12,6 @@ paying for them again.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -28,6 +27,7 @@ from ..usage import (
     NO_USAGE,
     UnusableUsage,
     Usage,
+    finite,
     format_money,
     money,
     usage_of_error,
@@ -308,15 +308,11 @@ async def _call_with_retries(
 
 
 def _retry_after(value: object) -> float | None:
-    """An error's ``retry_after`` in seconds, or None when it is not a finite number: an
-    infinite one would wait forever, and ``float(10**400)`` raises OverflowError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """An error's ``retry_after`` in seconds, or None when it is not a finite number (an
+    infinite one would wait forever; ``float(10**400)`` raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value):
         return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
+    return float(value)
 
 
 _NO_KWARGS: dict[str, Any] = {}  # never mutated: passed as ``**{}`` at most
