@@ -37,6 +37,7 @@ from flujo_trio import (
     Usage,
     UsageLimits,
 )
+from flujo_trio.dsl.shape import fingerprint
 from flujo_trio.state.journal import CallRecord, CallStatus, SavedStep, StepStatus
 from flujo_trio.testing import StubAgent
 from tests import crash_composites
@@ -321,10 +322,14 @@ async def test_int_and_enum_keyed_context_dicts_round_trip(tmp_path, store_kind)
 
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("container", ["loop", "conditional", "parallel"])
-async def test_pipelines_nested_200_deep_run_and_store(tmp_path, store_kind, container):
+async def test_pipelines_nested_300_deep_pause_store_and_resume(tmp_path, store_kind, container):
+    """300 containers hold the person's step at the bottom: more levels than json, the
+    result tree or the journal's step tree may recurse through (a parallel step is four
+    JSON levels of the stored shape and two levels of records)."""
     store = MemoryStore() if store_kind == "memory" else SqliteStore(tmp_path / "deep.db")
-    body: Step | LoopStep | ConditionalStep | ParallelStep = Step("leaf", StubAgent(["x"] * 2))
-    for depth in range(200):
+    body: Pipeline | LoopStep | ConditionalStep | ParallelStep
+    body = Pipeline([Step("leaf", StubAgent(["x"] * 2)), HumanStep("h")])
+    for depth in range(300):
         name = f"n{depth}"
         if container == "loop":
             body = LoopStep(name, body, exit_condition=lambda o, c: True, max_loops=1)
@@ -332,10 +337,15 @@ async def test_pipelines_nested_200_deep_run_and_store(tmp_path, store_kind, con
             body = ConditionalStep(name, condition=lambda d, c: "go", branches={"go": body})
         else:
             body = ParallelStep(name, {"only": body})
-    runner = Runner(Pipeline([body, HumanStep("h")]), store=store)
+    runner = Runner(Pipeline([body, Step("after", StubAgent(["done"]))]), store=store)
     paused = await runner.run("x")
     assert paused.status is RunStatus.PAUSED
+    if store_kind == "sqlite":  # a new process would open the file afresh
+        store = SqliteStore(tmp_path / "deep.db")
+        runner = attrs.evolve(runner, store=store)
     stored = await store.load_run(paused.run_id)
-    assert len(stored.steps) == 2
-    done = await runner.resume(paused, "ok")
-    assert done.success
+    # (compared by the iterative fingerprint: == on the nested lists would recurse)
+    assert fingerprint(stored.shape) == fingerprint(runner.plan.shape)
+    assert len(stored.steps) == 1 and stored.steps[0].metadata.get("paused")
+    done = await runner.resume(paused.run_id, "ok")
+    assert done.success and done.output == "done"

@@ -735,6 +735,30 @@ async def test_a_damaged_summary_is_reported_for_that_run_alone(stores, store):
     assert (await store.load_run("good")).status is RunStatus.RUNNING
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_shape_stored_nested_before_flat_storage_still_loads(stores, store):
+    await store.create_run(new_state())
+    nested = json.dumps(new_state().shape)
+    stores.raw("UPDATE {runs} SET shape = ? WHERE run_id = ?", (nested, "r1"))
+    assert (await stores().load_run("r1")).shape == new_state().shape
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "damaged",
+    ['{"flat": [["l", 3], "only one"]}', '{"flat": [["x", 1], 2]}', '{"flat": [["d", 1], 1, 2]}'],
+)
+async def test_a_damaged_stored_shape_is_a_clear_error_and_changes_nothing(stores, store, damaged):
+    await store.create_run(new_state())
+    stores.raw("UPDATE {runs} SET shape = ? WHERE run_id = ?", (damaged, "r1"))
+    before = await snapshot(stores)
+    with pytest.raises(SerializationError, match=r"run 'r1': its stored shape is damaged"):
+        await stores().load_run("r1")
+    with pytest.raises(SerializationError, match=r"run 'r1': its stored shape is damaged"):
+        await stores().claim_run("r1", "me:1:1:y", expected_version=None, limits=UsageLimits())
+    assert await snapshot(stores) == before
+
+
 # -- through the runner ----------------------------------------------------------------------
 
 

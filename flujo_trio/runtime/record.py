@@ -10,6 +10,7 @@ record but the frozen :class:`~flujo_trio.state.journal.SavedStep` that
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,10 @@ import trio
 from ..results import StepResult
 from ..state.journal import Address, FieldChange, SavedStep, StepStatus
 from ..usage import Usage, money
+
+#: Levels of records turned into results by recursion before a subtree is walked with
+#: an explicit stack (a record tree is two levels per nested parallel or map step).
+_RECURSION_LEVELS = 100
 
 ZERO = Decimal(0)
 #: Shared by saved steps that changed nothing (a saved step is never mutated).
@@ -211,12 +216,37 @@ class StepRecord:
         ``interrupted`` as the reason (the record itself is left as it is)."""
         return self._result(interrupted)[0]
 
-    def _result(self, interrupted: str) -> tuple[StepResult, Decimal]:
+    def _result(self, interrupted: str, depth: int = 0) -> tuple[StepResult, Decimal]:
         """The result and its exact cost, children first (each subtree summed once)."""
+        if depth >= _RECURSION_LEVELS:
+            return self._deep_result(interrupted)
+        return self._built(
+            interrupted, [child._result(interrupted, depth + 1) for child in self._children or ()]
+        )
+
+    def _deep_result(self, interrupted: str) -> tuple[StepResult, Decimal]:
+        """:meth:`_result` without recursion, for pipelines nested deeper than the
+        interpreter's stack (recursion is faster for the usual few levels)."""
+        frames: list[tuple[StepRecord, Iterator[StepRecord], list[tuple[StepResult, Decimal]]]]
+        frames = [(self, iter(self._children or ()), [])]
+        while True:
+            record, pending, done = frames[-1]
+            child = next(pending, None)
+            if child is not None:
+                frames.append((child, iter(child._children or ()), []))
+                continue
+            frames.pop()
+            built = record._built(interrupted, done)
+            if not frames:
+                return built
+            frames[-1][2].append(built)
+
+    def _built(
+        self, interrupted: str, done: list[tuple[StepResult, Decimal]]
+    ) -> tuple[StepResult, Decimal]:
         children: list[StepResult] = []
         cost, tokens = self.cost, self.tokens
-        for child in self._children or ():
-            result, child_cost = child._result(interrupted)
+        for result, child_cost in done:
             children.append(result)
             cost += child_cost
             tokens += result.token_counts

@@ -19,6 +19,7 @@ from ..context import PipelineContext, RunStatus
 from ..errors import SerializationError
 from ..serialization import dumps, loads, structure, unstructure
 from ..usage import UsageLimits
+from .flat_json import flatten, unflatten
 from .journal import CallRecord, Decision, Entry, SavedStep
 from .owner import Holding
 from .records import RunState, RunSummary, Spent
@@ -55,6 +56,9 @@ def decode_entry(kind: str, data: str | Any, *, run_id: str, seq: int) -> Entry:
 
 
 #: Header columns: each one JSON text, readable with the database's own shell.
+#: The key of a shape stored as flat JSON tokens.
+FLAT = "flat"
+
 HEADER_FIELDS = ("input", "context", "initial_context", "limits", "shape")
 _HEADER_TYPES: dict[str, Any] = {
     "input": Any,
@@ -70,8 +74,8 @@ def encode_header(state: RunState, fields: Sequence[str] = HEADER_FIELDS) -> dic
     return {
         name: dumps(
             # The shape is plain JSON already, nested as deep as the pipeline: it skips
-            # the converter (whose walk would recurse through every level).
-            state.shape
+            # the converter, and is stored flat (json would recurse through every level).
+            {FLAT: flatten(state.shape)}
             if name == "shape"
             else unstructure(
                 getattr(state, name), _HEADER_TYPES[name], what=f"the {name} of {what}"
@@ -122,7 +126,7 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
         for name in HEADER_FIELDS
         if name != "shape"
     }
-    header["shape"] = _plain_shape(_json(row["shape"], what=f"the shape of {what}"))
+    header["shape"] = _plain_shape(_json(row["shape"], what=f"the shape of {what}"), what)
     try:
         return RunState(
             run_id=run_id,
@@ -154,9 +158,17 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
         ) from error
 
 
-def _plain_shape(value: Any) -> list[Any] | None:
-    """A stored shape is only compared and shown, never turned into objects: any JSON
-    list is kept as it is (anything else reads as no shape)."""
+def _plain_shape(value: Any, what: str) -> list[Any] | None:
+    """A stored shape is only compared and shown, never turned into objects. Stored
+    flat since 0.2 (see :mod:`.flat_json`); a JSON list is the nested form stored
+    before; anything else reads as no shape."""
+    if isinstance(value, dict) and FLAT in value:
+        try:
+            value = unflatten(value[FLAT])
+        except ValueError as error:
+            raise SerializationError(
+                f"Cannot load {what}: its stored shape is damaged ({error})"
+            ) from error
     return value if isinstance(value, list) else None
 
 

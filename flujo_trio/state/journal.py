@@ -21,7 +21,7 @@ without importing the pipeline.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -193,21 +193,43 @@ def results_from_journal(journal: Iterable[Entry], run_status: RunStatus) -> lis
     root = _Node((), ())
 
     def node_for(address: Address, position: tuple[int, ...]) -> _Node:
-        found = nodes.get(address)
-        if found is not None:
-            return found
-        parent_addr = parent_address(address)
-        parent = root if not parent_addr else node_for(parent_addr, position[: len(parent_addr)])
-        created = nodes[address] = _Node(address, position)
-        parent.children.append(created)
-        return created
+        # Climb to the nearest ancestor seen so far, then create the missing ones on the
+        # way down (a loop, not recursion: a pipeline may nest hundreds of levels deep).
+        missing: list[tuple[Address, tuple[int, ...]]] = []
+        while address and address not in nodes:
+            missing.append((address, position))
+            address = parent_address(address)
+            position = position[: len(address)]
+        node = nodes[address] if address else root
+        for created_address, created_position in reversed(missing):
+            created = nodes[created_address] = _Node(created_address, created_position)
+            node.children.append(created)
+            node = created
+        return node
 
     for address, saved in steps.items():
         node_for(address, saved.position).saved = saved
     for address, by_number in calls.items():
         first = next(iter(by_number.values()))
         node_for(address, first.position).calls = by_number
-    return [_result(child, run_status) for child in _ordered(root)]
+    return _results(root, run_status)
+
+
+def _results(root: _Node, run_status: RunStatus) -> list[StepResult]:
+    """The results of ``root``'s children, each built after its own children (with an
+    explicit stack: a pipeline may nest deeper than the interpreter's)."""
+    frames: list[tuple[_Node, Iterator[_Node], list[StepResult]]]
+    frames = [(root, iter(_ordered(root)), [])]
+    while True:
+        node, pending, done = frames[-1]
+        child = next(pending, None)
+        if child is not None:
+            frames.append((child, iter(_ordered(child)), []))
+            continue
+        frames.pop()
+        if not frames:
+            return done
+        frames[-1][2].append(_result(node, run_status, done))
 
 
 def _ordered(node: _Node) -> list[_Node]:
@@ -215,8 +237,7 @@ def _ordered(node: _Node) -> list[_Node]:
     return sorted(node.children, key=lambda child: child.position[depth:])
 
 
-def _result(node: _Node, run_status: RunStatus) -> StepResult:
-    children = [_result(child, run_status) for child in _ordered(node)]
+def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> StepResult:
     saved = node.saved
     cost = sum((Decimal(repr(child.cost_usd)) for child in children), Decimal(0))
     tokens = sum(child.token_counts for child in children)
