@@ -10,6 +10,7 @@ spend without bound); an infinite limit means no limit.
 from __future__ import annotations
 
 import math
+import sys
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -30,6 +31,16 @@ def money(value: float | int | Decimal) -> Decimal:
     if not value:
         return _NO_MONEY
     return Decimal(repr(float(value)))
+
+
+_LARGEST = Decimal(repr(sys.float_info.max))
+
+
+def dollars(value: Decimal) -> float:
+    """The float of an exact amount, saturated at the largest float: valid costs can sum
+    past it (two of 1e308), and a report must not fail where the ledger, exact in
+    decimals, still compares correctly."""
+    return float(value) if value <= _LARGEST else sys.float_info.max
 
 
 def format_money(value: float | Decimal) -> str:
@@ -72,7 +83,7 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            float(money(self.cost_usd) + money(other.cost_usd)), self.tokens + other.tokens
+            dollars(money(self.cost_usd) + money(other.cost_usd)), self.tokens + other.tokens
         )
 
 

@@ -215,3 +215,24 @@ async def test_a_retry_after_that_is_not_a_finite_number_is_ignored(
         "Agent failed after 2 attempt(s): overloaded, retry later"
     )
     assert stray_tasks() == []
+
+
+# -- costs whose sum no float can hold -----------------------------------------------------
+
+
+async def test_valid_costs_summing_past_the_largest_float_breach_and_report_saturated():
+    """Two calls of $1e308 each: the ledger (exact decimals) sees the breach, and every
+    report saturates at the largest float instead of failing on inf."""
+
+    async def huge(data: Any) -> AgentResult[Any]:
+        return AgentResult(data, Usage(cost_usd=1e308))
+
+    pipeline = Step("a", huge) >> Step("b", huge)
+    limited = Runner(pipeline, limits=UsageLimits(total_cost_usd_limit=1e308))
+    with pytest.raises(UsageLimitExceededError, match="Cost limit") as caught:
+        await limited.run("x")
+    assert caught.value.result.total_cost_usd == 1.7976931348623157e308
+    done = await Runner(pipeline).run("x")
+    assert done.success and done.total_cost_usd == 1.7976931348623157e308
+    assert done.governor.spent.cost_usd == 1.7976931348623157e308
+    assert (Usage(cost_usd=1e308) + Usage(cost_usd=1e308)).cost_usd == 1.7976931348623157e308

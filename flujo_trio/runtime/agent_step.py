@@ -27,6 +27,7 @@ from ..usage import (
     NO_USAGE,
     UnusableUsage,
     Usage,
+    dollars,
     finite,
     format_money,
     money,
@@ -110,7 +111,7 @@ async def run_agent_step(step: Step, data: Any, frame: Frame, record: StepRecord
     if cache is not None:
         record.metadata["cache_hit"] = False
         if outcome.failure is None and cache_key is not None:
-            spent = Usage(float(record.cost - cost_before), record.tokens - tokens_before)
+            spent = Usage(dollars(record.cost - cost_before), record.tokens - tokens_before)
             await cache.put(cache_key, CachedOutput(outcome.output, spent))
     # A "warn" validation keeps success but still explains itself in the feedback.
     record.finish(outcome.failure is None, outcome.output, outcome.failure or outcome.warning)
@@ -204,7 +205,7 @@ def _own(usage: Usage, meter: UsageMeter | None) -> Usage:
         return usage
     extra = meter.extra
     cost = max(money(usage.cost_usd) - money(extra.cost_usd), money(0))
-    return Usage(float(cost), max(usage.tokens - extra.tokens, 0))
+    return Usage(dollars(cost), max(usage.tokens - extra.tokens, 0))
 
 
 async def _call_with_retries(

@@ -32,7 +32,7 @@ import trio
 
 from ..agent_api import RequestDenied
 from ..governance import GovernorStatistics
-from ..usage import Usage, UsageLimits, money
+from ..usage import Usage, UsageLimits, dollars, money
 from .ledger import ZERO, BudgetScope, Stop, Verdict
 
 logger = logging.getLogger("flujo_trio")
@@ -182,7 +182,7 @@ class Governor:
     def _deny(self, scope: BudgetScope, message: str) -> Denial:
         if not self.denied:
             root = self.root
-            self.first_denial = Usage(float(root.spent_cost), root.spent_tokens)
+            self.first_denial = Usage(dollars(root.spent_cost), root.spent_tokens)
         self.denied += 1
         if scope.close(Stop.DENIED, message):
             logger.info("flujo-trio governor: %s; admissions closed", message)
@@ -195,7 +195,7 @@ class Governor:
             waiter = self._queue.popleft()
             if not self.denied:
                 root = self.root
-                self.first_denial = Usage(float(root.spent_cost), root.spent_tokens)
+                self.first_denial = Usage(dollars(root.spent_cost), root.spent_tokens)
             self.denied += 1
             waiter.outcome = Denial(self.root, self.root.stop_message or "Usage limit reached")
             waiter.event.set()
@@ -279,7 +279,7 @@ class Governor:
 
     @property
     def spent(self) -> Usage:
-        return Usage(float(self.root.spent_cost), self.root.spent_tokens)
+        return Usage(dollars(self.root.spent_cost), self.root.spent_tokens)
 
     def statistics(self) -> GovernorStatistics:
         root = self.root
@@ -290,8 +290,8 @@ class Governor:
             peak_waiting=self.peak_waiting,
             in_flight=self.in_flight,
             peak_in_flight=self.peak_in_flight,
-            spent=Usage(float(root.spent_cost), root.spent_tokens),
-            reserved=Usage(float(max(root.reserved_cost, ZERO)), max(root.reserved_tokens, 0)),
+            spent=Usage(dollars(root.spent_cost), root.spent_tokens),
+            reserved=Usage(dollars(max(root.reserved_cost, ZERO)), max(root.reserved_tokens, 0)),
             requests=root.spent_requests,
             spent_at_first_denial=self.first_denial,
         )

@@ -26,7 +26,7 @@ from ..dsl.shape import step_kind
 from ..dsl.step import Step
 from ..errors import ConfigurationError
 from ..state.journal import SavedStep, StepStatus
-from ..usage import Usage
+from ..usage import Usage, dollars
 from .delta import apply_changes
 from .errors import sole_error
 from .frame import Frame
@@ -124,7 +124,7 @@ class Kernel:
         if frame.scope.parent is not None:
             # The run's total already holds this spend; the scopes around it rebuild.
             run.governor.charge(
-                frame.scope, Usage(float(saved.cost_usd), saved.tokens), include_run=False
+                frame.scope, Usage(dollars(saved.cost_usd), saved.tokens), include_run=False
             )
             for _ in range(saved.attempts):
                 run.governor.count_replayed_request(frame.scope)

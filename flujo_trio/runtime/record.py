@@ -18,7 +18,7 @@ import trio
 
 from ..results import StepResult
 from ..state.journal import Address, FieldChange, SavedStep, StepStatus
-from ..usage import Usage, money
+from ..usage import Usage, dollars, money
 
 #: Levels of records turned into results by recursion before a subtree is walked with
 #: an explicit stack (a record tree is two levels per nested parallel or map step).
@@ -266,7 +266,7 @@ class StepRecord:
             success=status is StepStatus.OK,
             attempts=self.attempts,
             latency_s=latency or 0.0,
-            cost_usd=float(cost),
+            cost_usd=dollars(cost),
             token_counts=tokens,
             feedback=feedback,
             metadata=metadata,

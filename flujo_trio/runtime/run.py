@@ -30,6 +30,7 @@ from ..events import Event, RunFinished, RunPaused, RunStarted
 from ..results import PipelineResult
 from ..state.protocol import Finish
 from ..state.records import Spent
+from ..usage import dollars
 from .bus import EventBus
 from .control import Halt, RunControl
 from .errors import sole_error
@@ -140,7 +141,7 @@ class Run:
         return PipelineResult(
             run_id=self.run_id,
             step_history=[child.to_result(interrupted) for child in self.root.children],
-            total_cost_usd=float(spent.cost_usd),
+            total_cost_usd=dollars(spent.cost_usd),
             total_tokens=spent.tokens,
             final_context=self.context,
             status=status,

@@ -24,7 +24,7 @@ from ..errors import SerializationError
 from ..serialization import dumps, loads, structure, unstructure
 from ..state.codec import decode_entry, encode_entry
 from ..state.journal import Address, Entry, StepStatus
-from ..usage import Usage
+from ..usage import Usage, finite
 from .record import StepRecord
 
 
@@ -162,6 +162,6 @@ def usage_fields(usage: Usage) -> list[Any]:
 
 def usage_from(cost: Any, tokens: Any) -> Usage:
     """Usage sent by a worker (the :class:`Usage` validators refuse bad numbers)."""
-    if isinstance(cost, bool) or not isinstance(cost, int | float):
-        raise SerializationError(f"a worker sent a cost that is not a number: {cost!r}")
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not finite(cost):
+        raise SerializationError(f"a worker sent a cost that is not a finite number: {cost!r:.60}")
     return Usage(float(cost), tokens)

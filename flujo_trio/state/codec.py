@@ -18,7 +18,7 @@ import attrs
 from ..context import PipelineContext, RunStatus
 from ..errors import SerializationError
 from ..serialization import dumps, loads, structure, unstructure
-from ..usage import UsageLimits
+from ..usage import UsageLimits, dollars
 from .flat_json import flatten, unflatten
 from .journal import CallRecord, Decision, Entry, SavedStep
 from .owner import Holding
@@ -193,7 +193,7 @@ def summary_from_row(row: Mapping[str, Any]) -> RunSummary:
             pipeline_name=str(row["pipeline_name"]),
             created_at=_time(row["created_at"]),
             updated_at=_time(row["updated_at"]),
-            total_cost_usd=float(Decimal(str(row["total_cost_usd"]))),
+            total_cost_usd=dollars(Decimal(str(row["total_cost_usd"]))),
             total_tokens=int(row["total_tokens"]),
             origin=row["origin"],
             owner=row["owner"],

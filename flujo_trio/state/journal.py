@@ -29,7 +29,7 @@ import attrs
 
 from ..context import RunStatus
 from ..results import StepResult
-from ..usage import Usage
+from ..usage import Usage, dollars
 
 Address = tuple[str | int, ...]
 
@@ -254,7 +254,7 @@ def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> S
             success=saved.status is StepStatus.OK,
             attempts=saved.attempts,
             latency_s=saved.latency_s,
-            cost_usd=float(cost + saved.cost_usd),
+            cost_usd=dollars(cost + saved.cost_usd),
             token_counts=tokens + saved.tokens,
             feedback=saved.feedback,
             metadata=metadata,
@@ -278,7 +278,7 @@ def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> S
         output=None,
         success=False,
         attempts=attempts,
-        cost_usd=float(cost),
+        cost_usd=dollars(cost),
         token_counts=tokens,
         feedback=None if paused else f"Interrupted: {why} before this step finished",
         metadata=flags,
