@@ -132,11 +132,7 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
             context=header["context"],
             initial_context=header["initial_context"],
             journal=tuple(journal),
-            spent=Spent(
-                Decimal(str(row["total_cost_usd"])),
-                int(row["total_tokens"]),
-                int(row["total_requests"]),
-            ),
+            spent=_spent(row),
             created_at=_time(row["created_at"]),
             updated_at=_time(row["updated_at"]),
             limits=header["limits"],
@@ -152,6 +148,22 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
         raise SerializationError(
             f"Cannot load {what}: a summary column is damaged ({error})"
         ) from error
+
+
+def _spent(row: Mapping[str, Any]) -> Spent:
+    """The stored totals; a total that is not a finite number >= 0 (NaN, Infinity, a
+    negative or fractional count, written by hand into the row) is damage, refused
+    here, before a resume could claim the run and trip over it."""
+    cost = Decimal(str(row["total_cost_usd"]))
+    if not cost.is_finite() or cost < 0:
+        raise ValueError(f"total_cost_usd is {cost}, not a finite number >= 0")
+    counts = []
+    for name in ("total_tokens", "total_requests"):
+        value = row[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} is {value!r}, not an integer >= 0")
+        counts.append(value)
+    return Spent(cost, counts[0], counts[1])
 
 
 def _plain_shape(value: Any) -> list[Any] | None:
@@ -175,17 +187,18 @@ def summary_from_row(row: Mapping[str, Any]) -> RunSummary:
     """A listing row; a damaged row still lists (with ``error`` saying what is wrong)."""
     run_id = str(row["run_id"])
     try:
+        spent = _spent(row)
         return RunSummary(
             run_id=run_id,
             status=RunStatus(row["status"]),
             pipeline_name=str(row["pipeline_name"]),
             created_at=_time(row["created_at"]),
             updated_at=_time(row["updated_at"]),
-            total_cost_usd=float(Decimal(str(row["total_cost_usd"]))),
-            total_tokens=int(row["total_tokens"]),
+            total_cost_usd=float(spent.cost_usd),
+            total_tokens=spent.tokens,
             origin=row["origin"],
             owner=row["owner"],
-            total_requests=int(row["total_requests"]),
+            total_requests=spent.requests,
         )
     except (ValueError, TypeError, ArithmeticError, KeyError) as error:
         return RunSummary(
