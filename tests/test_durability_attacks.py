@@ -7,14 +7,17 @@ stored rows byte-identical; a crash anywhere must resume without redoing finishe
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from flujo_trio import (
     AgentResult,
     HumanStep,
+    PipelineContext,
     Runner,
     RunStatus,
     SerializationError,
@@ -73,3 +76,76 @@ async def test_tampered_totals_are_refused_before_the_run_is_claimed(stores, col
         await stores().load_run("r1")
     [summary] = await stores().list_runs()
     assert summary.error is not None and column in summary.error
+
+
+# -- tampered journal entries -----------------------------------------------------------------
+
+
+@attrs.define
+class Tally(PipelineContext):
+    seen: list[str] = attrs.field(factory=list)
+    counts: dict[str, int] = attrs.field(factory=dict)
+
+
+def tally_pipeline(calls: list[str]) -> Any:
+    async def first(data: Any, context: Tally) -> AgentResult[str]:
+        calls.append("a")
+        context.seen.append("a")
+        context.counts["a"] = 1
+        return AgentResult(f"{data}>a", Usage(0.1, 1))
+
+    async def last(data: Any) -> str:
+        calls.append("b")
+        return f"{data}>b"
+
+    return Step("a", first) >> HumanStep("h") >> Step("b", last)
+
+
+def tamper_saved_step(stores: Stores, edit: Any) -> None:
+    """Rewrite the saved step 'a' of run r1 in the database with ``edit(entry)``."""
+    rows = stores.raw(
+        "SELECT seq, entry FROM {journal} WHERE run_id = ? AND kind = ?", ("r1", "step")
+    )
+    [(seq, text)] = [(seq, text) for seq, text in rows if json.loads(text)["address"] == ["a"]]
+    data = json.loads(text)
+    edit(data)
+    stores.raw(
+        "UPDATE {journal} SET entry = ? WHERE run_id = ? AND seq = ?", (json.dumps(data), "r1", seq)
+    )
+
+
+def set_change(index: int, **values: Any) -> Any:
+    return lambda data: data["changes"][index].update(values)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(cost_usd="NaN"), "cost_usd must be a finite amount"),
+        (lambda d: d.update(cost_usd="-1"), "cost_usd must be a finite amount"),
+        (lambda d: d.update(tokens=-5), "tokens must be >= 0"),
+        (lambda d: d.update(attempts=-1), "attempts must be >= 0"),
+        (set_change(0, op="explode"), "op must be one of"),
+        (set_change(0, field="__class__"), "field '__class__', which Tally does not record"),
+        (set_change(0, field="run_id"), "field 'run_id', which Tally does not record"),
+        (set_change(0, field="nope"), "field 'nope', which Tally does not record"),
+        (set_change(0, value="not a list"), "appends str to field 'seen'"),
+        (set_change(0, op="update"), "update of field 'seen' is not a dict"),
+        (set_change(1, op="append", value=[1]), "appends field 'counts', which holds dict"),
+    ],
+)
+async def test_a_tampered_journal_entry_is_refused_before_the_run_is_claimed(stores, edit, message):
+    paused = await Runner(tally_pipeline([]), store=stores(), context_type=Tally).run(
+        "x", run_id="r1"
+    )
+    assert paused.status is RunStatus.PAUSED
+    tamper_saved_step(stores, edit)
+    before = await snapshot(stores)
+    calls: list[str] = []
+    runner = Runner(tally_pipeline(calls), store=stores(), context_type=Tally)
+    with pytest.raises(SerializationError, match=r"'a'|entry \d+ of run 'r1'") as raised:
+        await runner.resume("r1", "ok")
+    assert message in str(raised.value) and "r1" in str(raised.value)
+    assert calls == []
+    assert await snapshot(stores) == before

@@ -29,6 +29,7 @@ from ..state.journal import (
 from ..state.owner import new_owner
 from ..state.records import RunState, Spent
 from ..usage import Usage, UsageLimits
+from .delta import check_changes
 from .replay import Replay
 
 if TYPE_CHECKING:
@@ -185,6 +186,11 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
             f"Run {run_id!r} is {stored.status.value}, not paused: it takes no human input; "
             "resume it without an answer to continue it"
         )
+    check_changes(
+        stored.initial_context if stored.initial_context is not None else stored.context,
+        stored.journal,
+        run_id,
+    )
     owner = new_owner()
     with plan.allowing(), trio.CancelScope(shield=True):  # as for create_run, above
         claimed = await store.claim_run(
