@@ -149,3 +149,41 @@ async def test_a_tampered_journal_entry_is_refused_before_the_run_is_claimed(sto
     assert message in str(raised.value) and "r1" in str(raised.value)
     assert calls == []
     assert await snapshot(stores) == before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        # The saved step 'a': without it a resume would run (and pay for) 'a' again.
+        (
+            "DELETE FROM {journal} WHERE run_id = 'r1' AND seq = "
+            "(SELECT min(seq) FROM {journal} WHERE run_id = 'r1' AND kind = 'step')",
+            r"entry \d is missing",
+        ),
+        ("DELETE FROM {journal} WHERE run_id = 'r1' AND seq = 0", "entry 0 is missing"),
+        (
+            "DELETE FROM {journal} WHERE run_id = 'r1' AND seq = "
+            "(SELECT max(seq) FROM {journal} WHERE run_id = 'r1')",
+            "holds 3 entries where its header counts 4",
+        ),
+        (
+            "INSERT INTO {journal} (run_id, seq, kind, address, entry) SELECT run_id, 99, kind, "
+            "address, entry FROM {journal} WHERE run_id = 'r1' AND seq = 2",
+            "holds 5 entries where its header counts 4",
+        ),
+    ],
+    ids=["step-removed", "first-removed", "last-removed", "duplicated"],
+)
+async def test_a_journal_entry_removed_or_added_is_refused(stores, statement, message):
+    await paused_run(stores)
+    assert len(stores.raw("SELECT seq FROM {journal} WHERE run_id = ?", ("r1",))) == 4
+    stores.raw(statement, ())
+    before = await snapshot(stores)
+    calls: list[str] = []
+    with pytest.raises(SerializationError, match=rf"run 'r1'.*journal was changed.*{message}"):
+        await Runner(paying_pipeline(calls), store=stores()).resume("r1", "ok")
+    assert calls == []
+    assert await snapshot(stores) == before
+    with pytest.raises(SerializationError, match=message):
+        await stores().load_run("r1")

@@ -54,6 +54,22 @@ def decode_entry(kind: str, data: str | Any, *, run_id: str, seq: int) -> Entry:
     return structure(raw, cls, what=what)
 
 
+def check_sequence(run_id: str, next_seq: Any, seqs: Sequence[int]) -> None:
+    """A journal is numbered 0, 1, ... up to the header's ``next_seq``: an entry deleted
+    from it, or one added by hand, would make a resume redo (and pay again) a finished
+    step or replay one that never ran. Raises :class:`SerializationError` then."""
+    if seqs == list(range(len(seqs))) and next_seq == len(seqs):
+        return
+    missing = next((n for n, seq in enumerate(seqs) if seq != n), None)
+    if missing is not None and missing < next_seq:
+        problem = f"entry {missing} is missing"
+    else:
+        problem = f"it holds {len(seqs)} entries where its header counts {next_seq}"
+    raise SerializationError(
+        f"Cannot load run {run_id!r}: its journal was changed outside flujo-trio ({problem})"
+    )
+
+
 #: Header columns: each one JSON text, readable with the database's own shell.
 HEADER_FIELDS = ("input", "context", "initial_context", "limits", "shape")
 _HEADER_TYPES: dict[str, Any] = {
