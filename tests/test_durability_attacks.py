@@ -21,7 +21,9 @@ from flujo_trio import (
     Runner,
     RunStatus,
     SerializationError,
+    SqliteStore,
     Step,
+    StoreError,
     Usage,
 )
 from tests import test_store_contract as contract
@@ -187,3 +189,34 @@ async def test_a_journal_entry_removed_or_added_is_refused(stores, statement, me
     assert await snapshot(stores) == before
     with pytest.raises(SerializationError, match=message):
         await stores().load_run("r1")
+
+
+# -- stores misused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_closed_store_refuses_to_be_used_instead_of_reopening(stores):
+    await paused_run(stores)
+    store = stores()
+    async with store:
+        assert await store.load_run("r1") is not None
+    await store.aclose()  # closing twice is fine
+    calls: list[str] = []
+    for use in (
+        lambda: store.load_run("r1"),
+        lambda: store.list_runs(),
+        lambda: Runner(paying_pipeline(calls), store=store).resume("r1", "ok"),
+        lambda: Runner(paying_pipeline(calls), store=store).run("x", run_id="r2"),
+    ):
+        with pytest.raises(StoreError, match="is closed: open a new store"):
+            await use()
+    assert calls == []
+    assert (await stores().load_run("r1")).status is RunStatus.PAUSED
+    assert await stores().load_run("r2") is None
+
+
+async def test_a_directory_as_the_sqlite_path_says_so(tmp_path):
+    calls: list[str] = []
+    with pytest.raises(StoreError, match=rf"{tmp_path}.*it is a directory"):
+        await Runner(paying_pipeline(calls), store=SqliteStore(tmp_path)).run("x")
+    assert calls == [] and list(tmp_path.iterdir()) == []
