@@ -8,6 +8,12 @@ stored rows byte-identical; a crash anywhere must resume without redoing finishe
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -17,6 +23,7 @@ import trio
 from flujo_trio import (
     AgentResult,
     HumanStep,
+    MemoryStore,
     PipelineContext,
     Runner,
     RunStatus,
@@ -26,6 +33,8 @@ from flujo_trio import (
     StoreError,
     Usage,
 )
+from flujo_trio.state.journal import CallRecord, CallStatus, SavedStep, StepStatus
+from tests import crash_nested
 from tests import test_store_contract as contract
 from tests.test_store_contract import Stores, snapshot
 
@@ -220,3 +229,146 @@ async def test_a_directory_as_the_sqlite_path_says_so(tmp_path):
     with pytest.raises(StoreError, match=rf"{tmp_path}.*it is a directory"):
         await Runner(paying_pipeline(calls), store=SqliteStore(tmp_path)).run("x")
     assert calls == [] and list(tmp_path.iterdir()) == []
+
+
+# -- SIGKILL deep inside nested composites, and around a human step ----------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def child(*args: str, expect: str) -> None:
+    """Run ``python -m tests.crash_nested ARGS``: SIGKILL it once it prints READY, or let
+    it exit once it prints PAUSED."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.crash_nested", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some()
+            assert chunk, f"the child exited before printing {expect}"
+            line += chunk
+        assert line.strip().decode() == expect
+        if expect == "READY":
+            process.kill()
+            assert await process.wait() == -9
+        else:
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()
+
+
+def done_labels(log: Path, since: int) -> Counter[str]:
+    entries = [line.split() for line in log.read_text().splitlines()[since:]]
+    return Counter(label for kind, label in entries if kind == "done")
+
+
+async def stored_progress(db: Path, run_id: str) -> tuple[set[str], int]:
+    """Labels of the agent steps the store holds as finished, and how many calls with a
+    reservation it holds as started and never finished (lost in flight)."""
+    async with SqliteStore(db) as store:
+        state = await store.load_run(run_id)
+    assert state is not None
+    finished = {
+        str(entry.output)
+        for entry in state.journal
+        if isinstance(entry, SavedStep)
+        and entry.status is StepStatus.OK
+        and entry.address[-1] in crash_nested.AGENTS
+    }
+    latest: dict[Any, CallRecord] = {}
+    for entry in state.journal:
+        if isinstance(entry, CallRecord):
+            latest[(entry.address, entry.call, entry.request)] = entry
+    lost = sum(
+        1
+        for record in latest.values()
+        if record.status is CallStatus.STARTED and record.reserved and record.reserved.cost_usd
+    )
+    return finished, lost
+
+
+async def uninterrupted(kind: str, tmp_path: Path, *answer: str) -> Any:
+    log = tmp_path / "uninterrupted.log"
+    runner = Runner(
+        crash_nested.pipeline(kind, log, None),
+        store=MemoryStore(),
+        context_type=crash_nested.Seen,
+        name=kind,
+    )
+    result = await runner.run("in")
+    if answer:
+        result = await runner.resume(result, *answer)
+    assert result.success
+    return result
+
+
+async def resume_after_crashes(
+    kind: str, tmp_path: Path, phases: list[tuple[str, ...]], answer: tuple[str, ...] = ()
+) -> Any:
+    """Run each phase in a child (killed at its hang point, or paused), then resume here.
+
+    Checks after every crash: no call the store held as finished runs again; at the end
+    every call's context change is there exactly once, the output is an uninterrupted
+    run's, and the stored spend is every call once plus the reservation of each call
+    lost in flight."""
+    db, log = tmp_path / "runs.db", tmp_path / "calls.log"
+    log.touch()
+    lost_total = 0
+    for number, (mode, hang, expect, *given) in enumerate(phases):
+        if number:
+            finished, lost = await stored_progress(db, "r")
+            lost_total += lost
+        before = len(log.read_text().splitlines())
+        await child(kind, str(db), str(log), "r", hang, mode, *given, expect=expect)
+        if number:
+            assert not set(done_labels(log, before)) & finished, (finished, log.read_text())
+    finished, lost = await stored_progress(db, "r")
+    lost_total += lost
+    before = len(log.read_text().splitlines())
+    result = await crash_nested.runner(kind, db, log, None).resume("r", *answer)
+    assert result.success, result.step_history
+    assert not set(done_labels(log, before)) & finished
+    expected = await uninterrupted(kind, tmp_path, *([] if kind == "nested" else ["yes"]))
+    assert result.output == expected.output
+    assert result.final_context.counts == expected.final_context.counts
+    assert set(result.final_context.counts.values()) == {1}
+    async with SqliteStore(db) as store:
+        stored = await store.load_run("r")
+    assert stored.status is RunStatus.COMPLETED
+    calls = len(expected.final_context.counts)
+    spend = Decimal(str(crash_nested.COST)) * calls
+    spend += Decimal(str(crash_nested.RESERVE.cost_usd)) * lost_total
+    assert stored.spent.cost_usd == spend == Decimal(repr(result.total_cost_usd))
+    return result
+
+
+@pytest.mark.parametrize(
+    "hangs",
+    [
+        ["work@i1.1"],  # conditional > loop (1) > parallel > map (item 1) > step
+        ["side@i2"],  # the other branch, second iteration
+        ["work@i2.0"],
+        ["after"],  # after every container finished
+        ["work@i1.0", "work@i2.1"],  # killed again while resuming
+        ["side@i1", "side@i2", "after"],
+    ],
+)
+async def test_sigkill_four_containers_deep_then_resume(tmp_path, hangs):
+    phases = [("run" if n == 0 else "resume", hang, "READY") for n, hang in enumerate(hangs)]
+    await resume_after_crashes("nested", tmp_path, phases)
+
+
+@pytest.mark.parametrize("hang", ["y", "after"])
+async def test_sigkill_while_resuming_a_paused_run_keeps_its_answer_once(tmp_path, hang):
+    phases = [("run", "-", "PAUSED"), ("resume", hang, "READY", "yes")]
+    result = await resume_after_crashes("human", tmp_path, phases)
+    assert [i.human_response for i in result.final_context.hitl_history] == ["yes"]
