@@ -30,6 +30,8 @@ from flujo_trio import (
     ParallelStep,
     Pipeline,
     PipelineContext,
+    PostgresStore,
+    ResumeError,
     Runner,
     RunStatus,
     SqliteStore,
@@ -103,23 +105,32 @@ def pipeline(kind: str, log: Path, hang: str | None) -> Pipeline:
     raise ValueError(kind)
 
 
-def runner(kind: str, db: Path, log: Path, hang: str | None) -> Runner:
-    return Runner(pipeline(kind, log, hang), store=SqliteStore(db), context_type=Seen, name=kind)
+def runner(kind: str, db: Path | str, log: Path, hang: str | None) -> Runner:
+    """``db``: a SQLite file, or a ``postgresql://`` DSN (the store's default schema)."""
+    store = PostgresStore(db) if str(db).startswith("postgresql://") else SqliteStore(db)
+    return Runner(pipeline(kind, log, hang), store=store, context_type=Seen, name=kind)
 
 
-async def main(kind: str, db: Path, log: Path, run_id: str, hang: str, mode: str, *answer: str):
+async def main(kind: str, db: str, log: Path, run_id: str, hang: str, mode: str, *answer: str):
     # Imported by name, so stored classes name tests.crash_nested, not __main__.
     from tests.crash_nested import runner as imported
 
     the_runner = imported(kind, db, log, hang)
-    if mode == "run":
-        result = await the_runner.run("in", run_id=run_id)
-    else:
-        result = await the_runner.resume(run_id, *answer)
-    if result.status is RunStatus.PAUSED:
-        print("PAUSED", flush=True)
+    try:
+        if mode == "run":
+            result = await the_runner.run("in", run_id=run_id)
+        else:
+            result = await the_runner.resume(run_id, *answer)
+    except ResumeError as error:
+        print(f"REFUSED {error}", flush=True)
+        return
+    finally:
+        await the_runner.store.aclose()
+    print(
+        "PAUSED" if result.status is RunStatus.PAUSED else f"DONE {result.status.value}", flush=True
+    )
 
 
 if __name__ == "__main__":
     kind, db, log, run_id, hang, mode, *rest = sys.argv[1:]
-    trio.run(main, kind, Path(db), Path(log), run_id, hang, mode, *rest)
+    trio.run(main, kind, db, Path(log), run_id, hang, mode, *rest)

@@ -271,10 +271,14 @@ def done_labels(log: Path, since: int) -> Counter[str]:
     return Counter(label for kind, label in entries if kind == "done")
 
 
-async def stored_progress(db: Path, run_id: str) -> tuple[set[str], int]:
+def open_store(db: Path | str) -> Any:
+    return crash_nested.runner("nested", db, Path(os.devnull), None).store
+
+
+async def stored_progress(db: Path | str, run_id: str) -> tuple[set[str], int]:
     """Labels of the agent steps the store holds as finished, and how many calls with a
     reservation it holds as started and never finished (lost in flight)."""
-    async with SqliteStore(db) as store:
+    async with open_store(db) as store:
         state = await store.load_run(run_id)
     assert state is not None
     finished = {
@@ -372,3 +376,54 @@ async def test_sigkill_while_resuming_a_paused_run_keeps_its_answer_once(tmp_pat
     phases = [("run", "-", "PAUSED"), ("resume", hang, "READY", "yes")]
     result = await resume_after_crashes("human", tmp_path, phases)
     assert [i.human_response for i in result.final_context.hitl_history] == ["yes"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_two_processes_resuming_one_crashed_nested_run_exactly_one_proceeds(
+    tmp_path, request, backend
+):
+    db = (
+        str(tmp_path / "runs.db") if backend == "sqlite" else request.getfixturevalue("pg_database")
+    )
+    log = tmp_path / "calls.log"
+    log.touch()
+    await child("nested", db, str(log), "r", "work@i1.1", "run", expect="READY")
+    finished, _ = await stored_progress(db, "r")
+    crashed = len(log.read_text().splitlines())
+    outputs: list[str] = []
+
+    async def resume() -> None:
+        done = await trio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "tests.crash_nested",
+                "nested",
+                db,
+                str(log),
+                "r",
+                "-",
+                "resume",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+        outputs.append(done.stdout.decode().strip())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(resume)
+        nursery.start_soon(resume)
+    assert sorted(output.split()[0] for output in outputs) == ["DONE", "REFUSED"], outputs
+    assert "DONE completed" in outputs
+    refused = next(output for output in outputs if output.startswith("REFUSED"))
+    assert "is being executed by" in refused or "nothing to resume" in refused, refused
+    # Every call the store did not hold as finished ran exactly once more; no other call.
+    rerun = done_labels(log, crashed)
+    everything = set((await uninterrupted("nested", tmp_path)).final_context.counts)
+    assert set(rerun) == everything - finished and set(rerun.values()) == {1}, rerun
+    async with open_store(db) as store:
+        stored = await store.load_run("r")
+    assert stored.status is RunStatus.COMPLETED
+    assert set(stored.context.counts.values()) == {1} and set(stored.context.counts) == everything
