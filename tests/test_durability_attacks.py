@@ -25,6 +25,7 @@ from flujo_trio import (
     HumanStep,
     MemoryStore,
     PipelineContext,
+    ResumeError,
     Runner,
     RunStatus,
     SerializationError,
@@ -427,3 +428,31 @@ async def test_two_processes_resuming_one_crashed_nested_run_exactly_one_proceed
         stored = await store.load_run("r")
     assert stored.status is RunStatus.COMPLETED
     assert set(stored.context.counts.values()) == {1} and set(stored.context.counts) == everything
+
+
+# -- a runner that is not the one the run was started with -----------------------------------
+
+
+@attrs.define
+class Other(PipelineContext):
+    other: int = 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+async def test_resuming_with_another_context_type_is_refused_before_the_run_is_claimed(stores):
+    calls: list[str] = []
+    paused = await Runner(tally_pipeline(calls), store=stores(), context_type=Tally).run(
+        "x", run_id="r1"
+    )
+    assert paused.status is RunStatus.PAUSED
+    before = await snapshot(stores)
+    calls.clear()
+    runner = Runner(tally_pipeline(calls), store=stores(), context_type=Other)
+    with pytest.raises(ResumeError, match=r"context of type Tally.*context_type is Other"):
+        await runner.resume("r1", "ok")
+    # Not run with a context its steps cannot use (and then failed for good): still paused.
+    assert calls == [] and await snapshot(stores) == before
+    done = await Runner(tally_pipeline(calls), store=stores(), context_type=Tally).resume(
+        "r1", "ok"
+    )
+    assert done.success and calls == ["b"]

@@ -158,6 +158,13 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
         )
     if stored.status in _FINAL:
         raise ResumeError(f"Run {run_id!r} is {stored.status.value}: there is nothing to resume")
+    started_with = stored.initial_context if stored.initial_context is not None else stored.context
+    if not isinstance(started_with, runner.context_type):
+        raise ResumeError(
+            f"Run {run_id!r} was started with a context of type "
+            f"{type(started_with).__name__}, but this runner's context_type is "
+            f"{runner.context_type.__name__}: resume it with the runner that started it"
+        )
     if stored.shape is not None and stored.fingerprint != plan.fingerprint:
         difference = first_difference(stored.shape, plan.shape) or "its shape changed"
         raise ResumeError(
@@ -186,11 +193,7 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
             f"Run {run_id!r} is {stored.status.value}, not paused: it takes no human input; "
             "resume it without an answer to continue it"
         )
-    check_changes(
-        stored.initial_context if stored.initial_context is not None else stored.context,
-        stored.journal,
-        run_id,
-    )
+    check_changes(started_with, stored.journal, run_id)
     owner = new_owner()
     with plan.allowing(), trio.CancelScope(shield=True):  # as for create_run, above
         claimed = await store.claim_run(
