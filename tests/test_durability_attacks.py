@@ -456,3 +456,22 @@ async def test_resuming_with_another_context_type_is_refused_before_the_run_is_c
         "r1", "ok"
     )
     assert done.success and calls == ["b"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])  # PostgreSQL columns are timestamptz
+@pytest.mark.parametrize("column", ["lease_expires_at", "owner_since", "created_at"])
+async def test_a_stored_time_without_timezone_is_damage_not_a_type_error(stores, column):
+    await paused_run(stores)
+    # As if a crashed owner held it: running, with a lease (then one time made naive).
+    stores.raw(
+        "UPDATE {runs} SET status = 'running', owner = 'elsewhere:1:1:x', "
+        "owner_since = '2030-01-01T12:00:00.000000+00:00', "
+        "lease_expires_at = '2030-01-01T12:00:30.000000+00:00' WHERE run_id = 'r1'",
+        (),
+    )
+    stores.raw(f"UPDATE {{runs}} SET {column} = '2030-01-01T12:00:00' WHERE run_id = 'r1'", ())
+    before = await snapshot(stores)
+    calls: list[str] = []
+    with pytest.raises(SerializationError, match=r"run 'r1'.*damaged.*has no timezone"):
+        await Runner(paying_pipeline(calls), store=stores()).resume("r1")
+    assert calls == [] and await snapshot(stores) == before

@@ -193,7 +193,11 @@ def _json(value: Any, *, what: str) -> Any:
 
 
 def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if found.tzinfo is None:
+        # Stores write UTC times; a naive one cannot be compared with them (a lease).
+        raise ValueError(f"the time {value!r} has no timezone")
+    return found
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
