@@ -475,3 +475,40 @@ async def test_a_stored_time_without_timezone_is_damage_not_a_type_error(stores,
     with pytest.raises(SerializationError, match=r"run 'r1'.*damaged.*has no timezone"):
         await Runner(paying_pipeline(calls), store=stores()).resume("r1")
     assert calls == [] and await snapshot(stores) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_two_processes_answering_one_paused_run_exactly_one_answer_wins(
+    tmp_path, request, backend
+):
+    db = (
+        str(tmp_path / "runs.db") if backend == "sqlite" else request.getfixturevalue("pg_database")
+    )
+    log = tmp_path / "calls.log"
+    log.touch()
+    await child("human", db, str(log), "r", "-", "run", expect="PAUSED")
+    paused = len(log.read_text().splitlines())
+    outputs: dict[str, str] = {}
+
+    async def answer(text: str) -> None:
+        args = ["human", db, str(log), "r", "-", "resume", text]
+        done = await trio.run_process(
+            [sys.executable, "-m", "tests.crash_nested", *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+        outputs[text] = done.stdout.decode().strip()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer, "yes")
+        nursery.start_soon(answer, "no")
+    [winner] = [text for text, output in outputs.items() if output == "DONE completed"]
+    [loser] = [text for text, output in outputs.items() if text != winner]
+    assert outputs[loser].startswith("REFUSED"), outputs
+    assert done_labels(log, paused) == Counter({"x": 1, "y": 1, "after": 1})
+    async with open_store(db) as store:
+        stored = await store.load_run("r")
+    assert stored.status is RunStatus.COMPLETED
+    assert [i.human_response for i in stored.context.hitl_history] == [winner]
