@@ -512,3 +512,30 @@ async def test_two_processes_answering_one_paused_run_exactly_one_answer_wins(
         stored = await store.load_run("r")
     assert stored.status is RunStatus.COMPLETED
     assert [i.human_response for i in stored.context.hitl_history] == [winner]
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["NaN", "sNaN", "Infinity", "-Infinity"])
+async def test_non_finite_decimals_are_not_storable_like_non_finite_floats(tmp_path, bad):
+    async def score(data: Any) -> dict[str, Any]:
+        return {"score": [Decimal(1), Decimal(bad)]}
+
+    runner = Runner(Step("s", score), store=SqliteStore(tmp_path / "runs.db"))
+    with pytest.raises(SerializationError, match=r"\$\.output\['score'\]\[1\] \(Decimal\("):
+        await runner.run("x", run_id="odd")
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        stored = await store.load_run("odd")
+    assert stored is not None and stored.status is RunStatus.FAILED
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_tampered_non_finite_decimal_is_refused_on_load(stores):
+    await paused_run(stores)
+    tagged = {"__flujo_type__": "decimal", "value": "NaN"}
+    stores.raw("UPDATE {runs} SET input = ? WHERE run_id = ?", (json.dumps(tagged), "r1"))
+    before = await snapshot(stores)
+    with pytest.raises(SerializationError, match=r"input of run 'r1'.*finite"):
+        await Runner(paying_pipeline([]), store=stores()).resume("r1", "ok")
+    assert await snapshot(stores) == before
