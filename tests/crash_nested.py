@@ -42,7 +42,7 @@ from flujo_trio.serialization import register
 
 COST = 0.1
 RESERVE = Usage(0.25, 50)
-AGENTS = frozenset({"before", "work", "side", "after", "x", "y"})
+AGENTS = frozenset({"before", "work", "side", "after", "x", "y", "flaky", "flaky2"})
 
 
 @register
@@ -67,6 +67,34 @@ def agent(log: Path, hang: str | None, name: str) -> Any:
         context.counts[label] = context.counts.get(label, 0) + 1
         with log.open("a") as file:
             file.write(f"done {label}\n")
+        return AgentResult(label, Usage(COST, 10))
+
+    return run
+
+
+class Spent(Exception):
+    """A failed attempt that still cost money (reported through ``usage``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.usage = Usage(COST, 10)
+
+
+def flaky(log: Path, hang: str | None, name: str) -> Any:
+    async def run(data: Any, context: Seen, feedback: list[str]) -> AgentResult[str]:
+        label = f"{name}#{len(feedback) + 1}"
+        with log.open("a") as file:
+            file.write(f"start {label}\n")
+        if label == hang:
+            print("READY", flush=True)
+            await trio.sleep_forever()
+        await trio.lowlevel.checkpoint()
+        with log.open("a") as file:
+            file.write(f"done {label}\n")
+        if not feedback:
+            raise Spent(f"{label} failed")
+        context.seen.append(label)
+        context.counts[label] = context.counts.get(label, 0) + 1
         return AgentResult(label, Usage(COST, 10))
 
     return run
@@ -99,6 +127,16 @@ def pipeline(kind: str, log: Path, hang: str | None) -> Pipeline:
             branches={"deep": loop, "shallow": step("never")},
         )
         return Pipeline([step("before"), route, step("after")])
+    if kind == "retry":
+        # The first attempt of each call fails after spending; the second succeeds.
+        return Pipeline(
+            [
+                step("before"),
+                Step("flaky", flaky(log, hang, "flaky"), reserve=RESERVE, max_retries=2),
+                Step("flaky2", flaky(log, hang, "flaky2"), reserve=RESERVE, max_retries=2),
+                step("after"),
+            ]
+        )
     if kind == "human":
         post = ParallelStep("post", {"x": step("x"), "y": step("y", reserve=RESERVE)})
         return Pipeline([step("before"), HumanStep("approve"), post, step("after")])

@@ -301,8 +301,10 @@ async def stored_progress(db: Path | str, run_id: str) -> tuple[set[str], int]:
     return finished, lost
 
 
-async def uninterrupted(kind: str, tmp_path: Path, *answer: str) -> Any:
+async def uninterrupted(kind: str, tmp_path: Path, *answer: str) -> tuple[Any, int]:
+    """An uninterrupted run of the same pipeline, and how many calls it paid for."""
     log = tmp_path / "uninterrupted.log"
+    log.unlink(missing_ok=True)
     runner = Runner(
         crash_nested.pipeline(kind, log, None),
         store=MemoryStore(),
@@ -313,7 +315,7 @@ async def uninterrupted(kind: str, tmp_path: Path, *answer: str) -> Any:
     if answer:
         result = await runner.resume(result, *answer)
     assert result.success
-    return result
+    return result, sum(done_labels(log, 0).values())
 
 
 async def resume_after_crashes(
@@ -342,15 +344,14 @@ async def resume_after_crashes(
     result = await crash_nested.runner(kind, db, log, None).resume("r", *answer)
     assert result.success, result.step_history
     assert not set(done_labels(log, before)) & finished
-    expected = await uninterrupted(kind, tmp_path, *([] if kind == "nested" else ["yes"]))
+    expected, paid = await uninterrupted(kind, tmp_path, *(["yes"] if kind == "human" else []))
     assert result.output == expected.output
     assert result.final_context.counts == expected.final_context.counts
     assert set(result.final_context.counts.values()) == {1}
     async with SqliteStore(db) as store:
         stored = await store.load_run("r")
     assert stored.status is RunStatus.COMPLETED
-    calls = len(expected.final_context.counts)
-    spend = Decimal(str(crash_nested.COST)) * calls
+    spend = Decimal(str(crash_nested.COST)) * paid
     spend += Decimal(str(crash_nested.RESERVE.cost_usd)) * lost_total
     assert stored.spent.cost_usd == spend == Decimal(repr(result.total_cost_usd))
     return result
@@ -370,6 +371,18 @@ async def resume_after_crashes(
 async def test_sigkill_four_containers_deep_then_resume(tmp_path, hangs):
     phases = [("run" if n == 0 else "resume", hang, "READY") for n, hang in enumerate(hangs)]
     await resume_after_crashes("nested", tmp_path, phases)
+
+
+@pytest.mark.parametrize("hang", ["flaky#2", "flaky2#1", "flaky2#2", "after"])
+async def test_sigkill_between_retries_does_not_repeat_a_failed_attempt(tmp_path, hang):
+    await resume_after_crashes("retry", tmp_path, [("run", hang, "READY")])
+    log = (tmp_path / "calls.log").read_text().splitlines()
+    done = Counter(line.split()[1] for line in log if line.startswith("done"))
+    # A failed attempt is stored before the next one starts: it is not made again, and
+    # the attempt after it gets its feedback (so it is the second attempt, not a first).
+    assert done["flaky#1"] == 1, log
+    if hang in ("flaky2#2", "after"):
+        assert done["flaky2#1"] == 1
 
 
 @pytest.mark.parametrize("hang", ["y", "after"])
@@ -422,7 +435,7 @@ async def test_two_processes_resuming_one_crashed_nested_run_exactly_one_proceed
     assert "is being executed by" in refused or "nothing to resume" in refused, refused
     # Every call the store did not hold as finished ran exactly once more; no other call.
     rerun = done_labels(log, crashed)
-    everything = set((await uninterrupted("nested", tmp_path)).final_context.counts)
+    everything = set((await uninterrupted("nested", tmp_path))[0].final_context.counts)
     assert set(rerun) == everything - finished and set(rerun.values()) == {1}, rerun
     async with open_store(db) as store:
         stored = await store.load_run("r")
