@@ -552,3 +552,21 @@ async def test_a_tampered_non_finite_decimal_is_refused_on_load(stores):
     with pytest.raises(SerializationError, match=r"input of run 'r1'.*finite"):
         await Runner(paying_pipeline([]), store=stores()).resume("r1", "ok")
     assert await snapshot(stores) == before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("shape", ["null", "{}", '[{"kind":"step","name":"b_renamed"}]'])
+async def test_a_tampered_shape_does_not_switch_the_shape_check_off(stores, shape):
+    await paused_run(stores)
+    stores.raw("UPDATE {runs} SET shape = ? WHERE run_id = ?", (shape, "r1"))
+    before = await snapshot(stores)
+    calls: list[str] = []
+
+    async def other(data: Any) -> str:
+        calls.append("other")
+        return data
+
+    changed = Step("a", other) >> HumanStep("h") >> Step("b_renamed", other)
+    with pytest.raises(SerializationError, match=r"run 'r1'.*shape is damaged"):
+        await Runner(changed, store=stores(), name="a").resume("r1", "ok")
+    assert calls == [] and await snapshot(stores) == before

@@ -16,8 +16,8 @@ import trio
 
 from ..context import PipelineContext, RunStatus
 from ..copying import copy_attrs_fields
-from ..dsl.shape import first_difference
-from ..errors import ConfigurationError, ResumeError
+from ..dsl.shape import fingerprint, first_difference
+from ..errors import ConfigurationError, ResumeError, SerializationError
 from ..state.journal import (
     Address,
     CallRecord,
@@ -164,6 +164,14 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
             f"Run {run_id!r} was started with a context of type "
             f"{type(started_with).__name__}, but this runner's context_type is "
             f"{runner.context_type.__name__}: resume it with the runner that started it"
+        )
+    if stored.fingerprint is not None and (
+        stored.shape is None or fingerprint(stored.shape) != stored.fingerprint
+    ):
+        # Without this, a shape column changed by hand would switch the check off.
+        raise SerializationError(
+            f"Cannot load run {run_id!r}: its stored pipeline shape is damaged (it does not "
+            "match the run's fingerprint)"
         )
     if stored.shape is not None and stored.fingerprint != plan.fingerprint:
         difference = first_difference(stored.shape, plan.shape) or "its shape changed"
