@@ -134,7 +134,7 @@ def set_change(index: int, **values: Any) -> Any:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(cost_usd="NaN"), "cost_usd must be a finite amount"),
+        (lambda d: d.update(cost_usd="NaN"), "expected a finite number, got Decimal('NaN')"),
         (lambda d: d.update(cost_usd="-1"), "cost_usd must be a finite amount"),
         (lambda d: d.update(tokens=-5), "tokens must be >= 0"),
         (lambda d: d.update(attempts=-1), "attempts must be >= 0"),
