@@ -220,13 +220,26 @@ def _unstructure_float(value: float) -> float:
     return value
 
 
+def _unstructure_decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"Decimal({str(value)!r}) is not storable: only finite numbers are")
+    return str(value)
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation as error:
+        raise ValueError(f"not a decimal: {value!r}") from error
+    if not parsed.is_finite():
+        raise ValueError(f"expected a finite number, got Decimal({str(value)!r})")
+    return parsed
+
+
 def _structure_decimal(value: Any, _: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise TypeError(f"expected a decimal string, got {value!r}")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as error:
-        raise ValueError(f"not a decimal: {value!r}") from error
+    return _parse_decimal(value)
 
 
 def _key_in(key_type: Any, key: Any) -> Any:
@@ -324,7 +337,7 @@ def _encode_any(converter: FlujoConverter, value: Any) -> Any:
     if isinstance(value, dt.date):
         return _tagged("date", value=value.isoformat())
     if isinstance(value, Decimal):
-        return _tagged("decimal", value=str(value))
+        return _tagged("decimal", value=_unstructure_decimal(value))
     if isinstance(value, bytes):
         return _tagged("bytes", value=base64.b64encode(value).decode("ascii"))
     if isinstance(value, uuid.UUID):
@@ -381,7 +394,7 @@ def _decode_any(converter: FlujoConverter, data: Any) -> Any:
         parsers: dict[str, Callable[[Any], Any]] = {
             "datetime": dt.datetime.fromisoformat,
             "date": dt.date.fromisoformat,
-            "decimal": Decimal,
+            "decimal": _parse_decimal,
             "bytes": lambda text: base64.b64decode(text, validate=True),
             "uuid": uuid.UUID,
         }
@@ -480,7 +493,7 @@ def make_flujo_converter() -> FlujoConverter:
     converter.register_structure_hook(float, _strict(float, (int, float), (bool,)))
     converter.register_structure_hook(str, _strict(str, (str,)))
     converter.register_unstructure_hook(float, _unstructure_float)
-    converter.register_unstructure_hook(Decimal, str)
+    converter.register_unstructure_hook(Decimal, _unstructure_decimal)
     _dict_hooks(converter)
 
     # Journal addresses: step names and loop iteration numbers.
@@ -562,6 +575,8 @@ def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
 def _storable_leaf(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
     plain = (type(None), bool, int, str, list, tuple, set, frozenset, dict, bytes, uuid.UUID)
     special = (enum.Enum, dt.date, Decimal)
     cls = type(value)
@@ -577,7 +592,7 @@ def path_of_unstorable(value: Any, root: str = "$") -> str | None:
     """Where in ``value`` the first thing that cannot be stored sits."""
     for path, item in _walk(value, root):
         if not _storable_leaf(item):
-            shown = repr(item) if isinstance(item, float) else type(item).__qualname__
+            shown = repr(item) if isinstance(item, float | Decimal) else type(item).__qualname__
             return f"{path} ({shown})"
     return None
 

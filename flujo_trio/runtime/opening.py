@@ -16,8 +16,8 @@ import trio
 
 from ..context import PipelineContext, RunStatus
 from ..copying import copy_attrs_fields
-from ..dsl.shape import first_difference
-from ..errors import ConfigurationError, ResumeError
+from ..dsl.shape import fingerprint, first_difference
+from ..errors import ConfigurationError, ResumeError, SerializationError
 from ..state.journal import (
     Address,
     CallRecord,
@@ -29,6 +29,7 @@ from ..state.journal import (
 from ..state.owner import new_owner
 from ..state.records import RunState, Spent
 from ..usage import Usage, UsageLimits
+from .delta import check_changes
 from .replay import Replay
 
 if TYPE_CHECKING:
@@ -157,6 +158,21 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
         )
     if stored.status in _FINAL:
         raise ResumeError(f"Run {run_id!r} is {stored.status.value}: there is nothing to resume")
+    started_with = stored.initial_context if stored.initial_context is not None else stored.context
+    if not isinstance(started_with, runner.context_type):
+        raise ResumeError(
+            f"Run {run_id!r} was started with a context of type "
+            f"{type(started_with).__name__}, but this runner's context_type is "
+            f"{runner.context_type.__name__}: resume it with the runner that started it"
+        )
+    if stored.fingerprint is not None and (
+        stored.shape is None or fingerprint(stored.shape) != stored.fingerprint
+    ):
+        # Without this, a shape column changed by hand would switch the check off.
+        raise SerializationError(
+            f"Cannot load run {run_id!r}: its stored pipeline shape is damaged (it does not "
+            "match the run's fingerprint)"
+        )
     if stored.shape is not None and stored.fingerprint != plan.fingerprint:
         difference = first_difference(stored.shape, plan.shape) or "its shape changed"
         raise ResumeError(
@@ -185,6 +201,7 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
             f"Run {run_id!r} is {stored.status.value}, not paused: it takes no human input; "
             "resume it without an answer to continue it"
         )
+    check_changes(started_with, stored.journal, run_id)
     owner = new_owner()
     with plan.allowing(), trio.CancelScope(shield=True):  # as for create_run, above
         claimed = await store.claim_run(

@@ -55,10 +55,26 @@ def decode_entry(kind: str, data: str | Any, *, run_id: str, seq: int) -> Entry:
     return structure(raw, cls, what=what)
 
 
-#: Header columns: each one JSON text, readable with the database's own shell.
+def check_sequence(run_id: str, next_seq: Any, seqs: Sequence[int]) -> None:
+    """A journal is numbered 0, 1, ... up to the header's ``next_seq``: an entry deleted
+    from it, or one added by hand, would make a resume redo (and pay again) a finished
+    step or replay one that never ran. Raises :class:`SerializationError` then."""
+    if seqs == list(range(len(seqs))) and next_seq == len(seqs):
+        return
+    missing = next((n for n, seq in enumerate(seqs) if seq != n), None)
+    if missing is not None and missing < next_seq:
+        problem = f"entry {missing} is missing"
+    else:
+        problem = f"it holds {len(seqs)} entries where its header counts {next_seq}"
+    raise SerializationError(
+        f"Cannot load run {run_id!r}: its journal was changed outside flujo-trio ({problem})"
+    )
+
+
 #: The key of a shape stored as flat JSON tokens.
 FLAT = "flat"
 
+#: Header columns: each one JSON text, readable with the database's own shell.
 HEADER_FIELDS = ("input", "context", "initial_context", "limits", "shape")
 _HEADER_TYPES: dict[str, Any] = {
     "input": Any,
@@ -136,11 +152,7 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
             context=header["context"],
             initial_context=header["initial_context"],
             journal=tuple(journal),
-            spent=Spent(
-                Decimal(str(row["total_cost_usd"])),
-                int(row["total_tokens"]),
-                int(row["total_requests"]),
-            ),
+            spent=_spent(row),
             created_at=_time(row["created_at"]),
             updated_at=_time(row["updated_at"]),
             limits=header["limits"],
@@ -156,6 +168,22 @@ def decode_state(row: Mapping[str, Any], journal: Sequence[Entry]) -> RunState:
         raise SerializationError(
             f"Cannot load {what}: a summary column is damaged ({error})"
         ) from error
+
+
+def _spent(row: Mapping[str, Any]) -> Spent:
+    """The stored totals; a total that is not a finite number >= 0 (NaN, Infinity, a
+    negative or fractional count, written by hand into the row) is damage, refused
+    here, before a resume could claim the run and trip over it."""
+    cost = Decimal(str(row["total_cost_usd"]))
+    if not cost.is_finite() or cost < 0:
+        raise ValueError(f"total_cost_usd is {cost}, not a finite number >= 0")
+    counts = []
+    for name in ("total_tokens", "total_requests"):
+        value = row[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} is {value!r}, not an integer >= 0")
+        counts.append(value)
+    return Spent(cost, counts[0], counts[1])
 
 
 def _plain_shape(value: Any, what: str) -> list[Any] | None:
@@ -177,7 +205,11 @@ def _json(value: Any, *, what: str) -> Any:
 
 
 def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if found.tzinfo is None:
+        # Stores write UTC times; a naive one cannot be compared with them (a lease).
+        raise ValueError(f"the time {value!r} has no timezone")
+    return found
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -187,17 +219,18 @@ def summary_from_row(row: Mapping[str, Any]) -> RunSummary:
     """A listing row; a damaged row still lists (with ``error`` saying what is wrong)."""
     run_id = str(row["run_id"])
     try:
+        spent = _spent(row)
         return RunSummary(
             run_id=run_id,
             status=RunStatus(row["status"]),
             pipeline_name=str(row["pipeline_name"]),
             created_at=_time(row["created_at"]),
             updated_at=_time(row["updated_at"]),
-            total_cost_usd=dollars(Decimal(str(row["total_cost_usd"]))),
-            total_tokens=int(row["total_tokens"]),
+            total_cost_usd=dollars(spent.cost_usd),
+            total_tokens=spent.tokens,
             origin=row["origin"],
             owner=row["owner"],
-            total_requests=int(row["total_requests"]),
+            total_requests=spent.requests,
         )
     except (ValueError, TypeError, ArithmeticError, KeyError) as error:
         return RunSummary(

@@ -54,12 +54,31 @@ class CallStatus(enum.StrEnum):
     """Cancelled or lost in a crash; charged what it reported, else its reservation."""
 
 
+#: The ways a step changes a context field (see :class:`FieldChange`).
+CHANGE_OPS = ("set", "append", "update")
+
+
+def _op(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in CHANGE_OPS:
+        raise ValueError(f"{attribute.name} must be one of {CHANGE_OPS}, got {value!r}")
+
+
+def _amount(_: Any, attribute: attrs.Attribute[Any], value: Decimal) -> None:
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite amount >= 0, got {value}")
+
+
+def _count(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
 @attrs.frozen
 class FieldChange:
     """One change a step made to one context field."""
 
     field: str
-    op: str
+    op: str = attrs.field(validator=_op)
     """``"set"`` (``value`` is the new value), ``"append"`` (``value`` lists the
     appended items) or ``"update"`` (``value`` maps changed keys; ``removed``)."""
     value: Any = None
@@ -75,10 +94,10 @@ class SavedStep:
     kind: str
     status: StepStatus
     output: Any = None
-    attempts: int = 0
-    cost_usd: Decimal = Decimal(0)
+    attempts: int = attrs.field(default=0, validator=_count)
+    cost_usd: Decimal = attrs.field(default=Decimal(0), validator=_amount)
     """This step's own spend (nested steps keep theirs)."""
-    tokens: int = 0
+    tokens: int = attrs.field(default=0, validator=_count)
     latency_s: float = 0.0
     feedback: str | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)

@@ -24,6 +24,7 @@ from ..errors import ConfigurationError, ResumeError
 from ..usage import UsageLimits
 from .codec import (
     EncodedEntry,
+    check_sequence,
     decode_entry,
     decode_state,
     encode_context,
@@ -262,9 +263,11 @@ class PostgresStore(ClosesOnExit):
 
     def _decode(self, connection: Connection, row: dict[str, Any]) -> RunState:
         run_id = row["run_id"]
+        rows = connection.execute(self._sql.journal, [run_id]).fetchall()
+        check_sequence(run_id, row["next_seq"], [found["seq"] for found in rows])
         journal = [
             decode_entry(found["kind"], found["entry"], run_id=run_id, seq=found["seq"])
-            for found in connection.execute(self._sql.journal, [run_id]).fetchall()
+            for found in rows
         ]
         return decode_state(row, journal)
 

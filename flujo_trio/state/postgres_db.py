@@ -135,6 +135,7 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._closed = False
 
     def explain(self, error: psycopg.Error) -> StoreError:
         """A :class:`StoreError` naming the server and the real reason, never the password."""
@@ -167,6 +168,12 @@ class PostgresDatabase:
     def _call(self, fn: Callable[[Connection], T]) -> T:
         try:
             with self._lock:
+                if self._closed:
+                    # Reopening would leave a pool (and its threads) nobody closes.
+                    raise StoreError(
+                        f"PostgreSQL store {self.where} (schema {self.schema}) is closed: "
+                        "open a new store to use it"
+                    )
                 if self._pool is None:
                     self._pool = self._open()
                 pool = self._pool
@@ -198,6 +205,7 @@ class PostgresDatabase:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._finalizer is not None:
                 self._finalizer()
                 self._finalizer = None

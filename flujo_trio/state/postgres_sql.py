@@ -20,7 +20,7 @@ _SUMMARY_COLUMNS = (
     "total_requests, origin, owner"
 )
 _STATE_COLUMNS = (
-    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, "
+    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, next_seq, "
     "input, context, initial_context, limits, shape"
 )
 

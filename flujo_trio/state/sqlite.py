@@ -22,6 +22,7 @@ from ..errors import ResumeError
 from ..usage import UsageLimits
 from .codec import (
     EncodedEntry,
+    check_sequence,
     decode_entry,
     decode_state,
     encode_context,
@@ -42,7 +43,7 @@ _SUMMARY_COLUMNS = (
     "total_requests, origin, owner"
 )
 _STATE_COLUMNS = (
-    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, "
+    _SUMMARY_COLUMNS + ", fingerprint, owner_since, lease_expires_at, version, next_seq, "
     "input, context, initial_context, limits, shape"
 )
 
@@ -401,6 +402,7 @@ def _fetch_entries(connection: sqlite3.Connection, run_id: str) -> list[tuple[in
 
 
 def _decode_loaded(run_id: str, row: dict[str, Any], rows: list[tuple[int, str, str]]) -> RunState:
+    check_sequence(run_id, row["next_seq"], [seq for seq, _, _ in rows])
     journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in rows]
     return decode_state(row, journal)
 

@@ -29,7 +29,9 @@ def explain(error: sqlite3.Error, path: str) -> StoreError:
     reason = str(error) or type(error).__name__
     directory = os.path.dirname(os.path.abspath(path))
     hint = ""
-    if not os.path.isdir(directory):
+    if os.path.isdir(path):
+        hint = "; it is a directory: give the path of a file (it is created on first use)"
+    elif not os.path.isdir(directory):
         hint = f"; the directory {directory} does not exist: create it first"
     elif "readonly" in reason or "read-only" in reason or not os.access(directory, os.W_OK):
         if os.path.exists(path) and not os.access(path, os.W_OK):
@@ -61,6 +63,7 @@ class SqliteDatabase:
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -111,6 +114,9 @@ class SqliteDatabase:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
+            if self._closed:
+                # Reopening would leave a connection nobody closes: say so instead.
+                raise StoreError(f"SQLite store {self.path} is closed: open a new store to use it")
             try:
                 if self._connection is None:
                     self._connection = self._connect()
@@ -133,6 +139,7 @@ class SqliteDatabase:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._finalizer is not None:
                 self._finalizer()
                 self._finalizer = None
