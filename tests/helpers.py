@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,3 +57,37 @@ def stray_tasks() -> list[str]:
 
     walk(root)
     return [name for name in names if "flujo" in name]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def child_until(module: str, *args: str, expect: str = "READY") -> None:
+    """Run ``python -m MODULE ARGS`` from the repository root and read its first line,
+    which must be ``expect``: on ``"READY"`` SIGKILL it there (no cleanup, no final
+    save), otherwise let it exit on its own with status 0."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some()
+            assert chunk, f"{module} exited before printing {expect}"
+            line += chunk
+        assert line.strip().decode() == expect
+        if expect == "READY":
+            process.kill()
+            assert await process.wait() == -9
+        else:
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()

@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import trio
-
 from flujo_trio import RunStatus, SqliteStore
 from tests.crash_pipeline import runner
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import child_until
 
 
 async def test_sigkill_mid_run_then_resume_skips_completed_steps(tmp_path):
     db, log = tmp_path / "runs.db", tmp_path / "calls.log"
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.crash_pipeline", str(db), str(log), "run-1"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = await process.stdout.receive_some()
-            assert chunk, "the child exited before reaching step two"
-            line += chunk
-        assert line.strip() == b"READY"
-        process.kill()  # SIGKILL: no cleanup, no final save
-        assert await process.wait() == -9
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
+    await child_until("tests.crash_pipeline", str(db), str(log), "run-1")
 
     assert log.read_text().split() == ["one", "two"]
     state = await SqliteStore(db).load_run("run-1")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 from collections import Counter
 from decimal import Decimal
@@ -42,34 +41,12 @@ from flujo_trio.state.journal import CallRecord, CallStatus, SavedStep, StepStat
 from flujo_trio.testing import StubAgent
 from tests import crash_composites
 from tests.crash_composites import COST, RESERVE
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, child_until
 
 
 async def run_until_ready(*args: str) -> None:
     """Start ``python -m tests.crash_composites ARGS``; SIGKILL it once it says READY."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.crash_composites", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = await process.stdout.receive_some()
-            assert chunk, "the child exited before reaching the hang point"
-            line += chunk
-        assert line.strip() == b"READY"
-        process.kill()
-        assert await process.wait() == -9
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
+    await child_until("tests.crash_composites", *args)
 
 
 def lines(log: Path) -> list[tuple[str, str]]:

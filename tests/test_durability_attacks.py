@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections import Counter
 from decimal import Decimal
@@ -37,6 +36,7 @@ from flujo_trio import (
 from flujo_trio.state.journal import CallRecord, CallStatus, SavedStep, StepStatus
 from tests import crash_nested
 from tests import test_store_contract as contract
+from tests.helpers import ROOT, child_until
 from tests.test_store_contract import Stores, snapshot
 
 # The store fixtures of the store contract (memory, SQLite, PostgreSQL; raw row access).
@@ -234,37 +234,9 @@ async def test_a_directory_as_the_sqlite_path_says_so(tmp_path):
 
 # -- SIGKILL deep inside nested composites, and around a human step ----------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 async def child(*args: str, expect: str) -> None:
-    """Run ``python -m tests.crash_nested ARGS``: SIGKILL it once it prints READY, or let
-    it exit once it prints PAUSED."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.crash_nested", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert process.stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = await process.stdout.receive_some()
-            assert chunk, f"the child exited before printing {expect}"
-            line += chunk
-        assert line.strip().decode() == expect
-        if expect == "READY":
-            process.kill()
-            assert await process.wait() == -9
-        else:
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
+    await child_until("tests.crash_nested", *args, expect=expect)
 
 
 def done_labels(log: Path, since: int) -> Counter[str]:
