@@ -32,6 +32,8 @@ def parse_value(text: str, option: str = "--input") -> Any:
     """The JSON value ``text`` spells, else ``text`` itself; malformed JSON is an error."""
     try:
         return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise InputError(_too_deep(option)) from None
     except ValueError as error:
         if not text.lstrip().startswith(JSON_STARTS):
             return text
@@ -46,9 +48,28 @@ def parse_value(text: str, option: str = "--input") -> Any:
         ) from None
 
 
+def _too_deep(what: str) -> str:
+    return (
+        f"{what} is JSON nested too deeply to read (Python's recursion limit): give a flatter value"
+    )
+
+
+def _decoded(data: bytes, what: str) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{what} is not UTF-8 text (byte {error.start}: {error.reason}): "
+            "give UTF-8 text, or encode binary data (e.g. as base64) first"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+
+
 def read_stdin() -> str:
-    """Standard input, less the one trailing newline that ``echo`` and editors add."""
-    text = sys.stdin.read()
+    """Standard input (UTF-8), less the one trailing newline that ``echo`` and editors
+    add. Read as bytes: the locale's decoding would smuggle undecodable bytes in as
+    lone surrogates, refused only later as unstorable text."""
+    text = _decoded(sys.stdin.buffer.read(), "standard input")
     if text.endswith("\r\n"):
         return text[:-2]
     return text.removesuffix("\n")
@@ -67,14 +88,21 @@ def run_input(text: str | None, path: Path | None) -> Any:
         return parse_value(read_stdin() if text == "-" else text)
     assert path is not None
     try:
-        content = path.read_text()
+        content = _decoded(path.read_bytes(), f"input file {path}")
     except OSError as error:
         raise InputError(f"cannot read input file {path}: {error.strerror or error}") from None
     if path.suffix != ".json":
         return content
     try:
-        return json.loads(content)
-    except json.JSONDecodeError as error:
+        return json.loads(content, parse_constant=_no_constant)
+    except RecursionError:
+        raise InputError(_too_deep(f"input file {path}")) from None
+    except ValueError as error:
+        if not isinstance(error, json.JSONDecodeError):
+            raise InputError(
+                f"input file {path} holds {error}, which is not JSON: "
+                "only finite numbers can be given"
+            ) from None
         raise InputError(
             f"input file {path} is not valid JSON ({error.msg} at line {error.lineno} "
             f"column {error.colno}): fix it, or give the text in a file not named .json"
