@@ -37,7 +37,15 @@ import sys
 import types
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableSequence,
+    MutableSet,
+    Sequence,
+)
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -194,6 +202,8 @@ def _resolve(registry: TypeRegistry, path: Any) -> type:
 
 def _structure_enum(value: Any, cls: type[enum.Enum]) -> enum.Enum:
     try:
+        if isinstance(value, bool) and not any(m.value is value for m in cls):
+            raise ValueError(value)  # True == 1: a bool would pick the member valued 1
         return cls(value)
     except ValueError:
         members = ", ".join(repr(member.value) for member in cls)
@@ -266,6 +276,72 @@ def _key_out(key: Any) -> str:
 
 def _is_dict_type(tp: Any) -> bool:
     return get_origin(tp) in (dict, Mapping) or tp in (dict, Mapping)
+
+
+def _is_collection_type(tp: Any) -> bool:
+    return tp in (list, tuple, set, frozenset) or get_origin(tp) in (
+        list,
+        tuple,
+        set,
+        frozenset,
+        Sequence,
+        MutableSequence,
+        AbstractSet,
+        MutableSet,
+    )
+
+
+def _collection_hooks(converter: JsonConverter) -> None:
+    """A list, tuple or set field takes a JSON array only: cattrs iterates whatever it
+    is given, so the text ``"ab"`` became ``['a', 'b']`` and ``{}`` an empty list."""
+    building: set[Any] = set()
+
+    def is_collection(tp: Any) -> bool:
+        return tp not in building and _is_collection_type(tp)
+
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        building.add(tp)
+        try:
+            inner = converter.get_structure_hook(tp, cache_result=False)
+        finally:
+            building.discard(tp)
+
+        def structure(data: Any, _: Any) -> Any:
+            if not isinstance(data, list | tuple | set | frozenset):
+                raise TypeError(f"expected a list, got {type(data).__name__} {data!r}")
+            return inner(data, tp)
+
+        return structure
+
+    converter.register_structure_hook_factory(is_collection, factory)
+
+
+def _pydantic_hooks(converter: JsonConverter) -> None:
+    """Pydantic models as typed fields and human ``input_type``: their JSON fields, and
+    back strictly (JSON-mode strict: no ``"1"`` for an int) without unknown keys."""
+
+    def is_model(tp: Any) -> bool:
+        return isinstance(tp, type) and _is_pydantic(tp)
+
+    def unstructure(value: Any) -> Any:
+        return value.model_dump(mode="json")
+
+    def structure(data: Any, cls: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a mapping for {cls.__qualname__}, got {data!r}")
+        if cls.model_config.get("extra") != "allow":
+            known = set()
+            for name, info in cls.model_fields.items():
+                known.add(name)
+                if isinstance(info.alias, str):
+                    known.add(info.alias)
+            unknown = sorted(str(key) for key in data if key not in known)
+            if unknown:
+                raise ValueError(f"unknown keys {unknown} for {cls.__qualname__}")
+        return cls.model_validate_json(json.dumps(dict(data), allow_nan=False), strict=True)
+
+    converter.register_unstructure_hook_func(is_model, unstructure)
+    converter.register_structure_hook_func(is_model, structure)
 
 
 def _dict_hooks(converter: JsonConverter) -> None:
@@ -495,6 +571,8 @@ def make_flujo_converter() -> FlujoConverter:
     converter.register_unstructure_hook(float, _unstructure_float)
     converter.register_unstructure_hook(Decimal, _unstructure_decimal)
     _dict_hooks(converter)
+    _collection_hooks(converter)
+    _pydantic_hooks(converter)
 
     # Journal addresses: step names and loop iteration numbers.
     def is_segment(cls: Any) -> bool:

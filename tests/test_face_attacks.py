@@ -3,11 +3,16 @@ is a bug that was found by attacking them and then fixed."""
 
 from __future__ import annotations
 
+import enum
 import json
 import subprocess
+from typing import Any
 
+import attrs
+import pydantic
 import pytest
 
+from flujo_trio import HumanInputError, HumanStep, Runner, RunStatus, SqliteStore, Step
 from tests.cli_run import CLI, ENV, ROOT, flujo, one_error_line
 
 
@@ -83,3 +88,91 @@ def test_json_file_with_nan_is_refused_as_input(db, tmp_path):
     done = flujo("run", "tests.cli_pipelines:echo", "--input-file", str(nan), "--db", db)
     line = one_error_line(done)
     assert "nan.json" in line and "NaN" in line
+
+
+# -- human answers ---------------------------------------------------------------------
+
+
+@attrs.define
+class Labels:
+    tags: list[str]
+
+
+class Mood(enum.Enum):
+    CALM = "calm"
+    ONE = 1
+
+
+class Approval(pydantic.BaseModel):
+    approved: bool
+    score: int = 0
+
+
+async def echo_agent(data: Any) -> Any:
+    return data
+
+
+async def answered(input_type: Any, answer: Any, store: Any = None) -> Any:
+    runner = Runner(HumanStep("ask", input_type=input_type) >> Step("echo", echo_agent))
+    if store is not None:
+        runner = Runner(runner.pipeline, store=store)
+    paused = await runner.run("question")
+    assert paused.status is RunStatus.PAUSED
+    done = await runner.resume(paused.run_id, answer)
+    assert done.status is RunStatus.COMPLETED
+    return done.output
+
+
+@pytest.mark.parametrize(
+    ("input_type", "answer"),
+    [
+        # Text for a list was split into characters: {"tags": "urgent"} -> u, r, g, ...
+        (Labels, {"tags": "urgent"}),
+        (list[str], "ab"),
+        (set[str], "ab"),
+        (list[int], {}),
+        (tuple[int, ...], {}),
+        # True == 1, so a bool picked the enum member valued 1.
+        (Mood, True),
+    ],
+)
+async def test_answer_of_the_wrong_shape_is_refused(input_type, answer):
+    runner = Runner(HumanStep("ask", input_type=input_type) >> Step("echo", echo_agent))
+    paused = await runner.run("question")
+    with pytest.raises(HumanInputError):
+        await runner.resume(paused.run_id, answer)
+    assert (await runner.resume(paused.run_id, None if False else _fitting(input_type))).success
+
+
+def _fitting(input_type: Any) -> Any:
+    return {Labels: {"tags": ["a"]}, Mood: 1, list[str]: ["a"], set[str]: ["a"]}.get(
+        input_type, [1]
+    )
+
+
+async def test_enum_members_still_answer_by_value():
+    assert await answered(Mood, "calm") is Mood.CALM
+    assert await answered(Mood, 1) is Mood.ONE
+
+
+async def test_pydantic_input_type_takes_its_fields(tmp_path):
+    # Every answer was refused: "Unsupported type ... Register a structure hook".
+    assert await answered(Approval, {"approved": True}) == Approval(approved=True)
+    assert await answered(Approval, Approval(approved=False, score=2)) == Approval(
+        approved=False, score=2
+    )
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        assert await answered(Approval, {"approved": True, "score": 3}, store) == Approval(
+            approved=True, score=3
+        )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"approved": "yes"}, {"approved": True, "score": "3"}, {"approved": True, "x": 1}, {}, "ok"],
+)
+async def test_pydantic_input_type_refuses_what_attrs_refuses(answer):
+    runner = Runner(HumanStep("ask", input_type=Approval) >> Step("echo", echo_agent))
+    paused = await runner.run("question")
+    with pytest.raises(HumanInputError):
+        await runner.resume(paused.run_id, answer)
