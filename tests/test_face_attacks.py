@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import signal
 import subprocess
 from typing import Any
 
@@ -176,3 +177,37 @@ async def test_pydantic_input_type_refuses_what_attrs_refuses(answer):
     paused = await runner.run("question")
     with pytest.raises(HumanInputError):
         await runner.resume(paused.run_id, answer)
+
+
+# -- signals -----------------------------------------------------------------------------
+
+
+def test_sigterm_saves_the_run_as_cancelled_like_ctrl_c(tmp_path):
+    # SIGTERM (timeout, docker stop, a CI cancel) killed the CLI outright: nothing was
+    # printed and the run stayed "running", owned by a dead process.
+    db = str(tmp_path / "runs.db")
+    args = ["--input", "x", "--run-id", "t1", "--db", db, "--json"]
+    process = subprocess.Popen(
+        [CLI, "run", "tests.cli_pipelines:interruptible", *args],
+        cwd=ROOT,
+        env={**ENV, "FLUJO_TEST_HANG": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline().strip() == "READY"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert "terminated (SIGTERM)" in stderr and "flujo-trio resume t1 --db" in stderr
+    assert "Traceback" not in stderr
+    listed = json.loads(flujo("runs", "list", "--db", db, "--json").stdout)
+    assert [(run["run_id"], run["status"], run["owner"]) for run in listed] == [
+        ("t1", "cancelled", None)
+    ]
+    resumed = flujo("resume", "t1", "--db", db, "--json")
+    assert json.loads(resumed.stdout)["output"] == "x>first>finished", resumed.stderr

@@ -2,7 +2,8 @@
 or PostgreSQL store.
 
 Exit codes: 0 completed, 1 failed, 2 bad usage or input, 3 budget exceeded,
-4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed).
+4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed),
+143 terminated (SIGTERM; saved the same way).
 Every error is one line, ``flujo-trio: error: ...``, on standard error.
 """
 

@@ -1,7 +1,8 @@
 """What every command shares: exit codes, the one-line error, ``--db``, store calls.
 
 Exit codes: 0 completed, 1 failed, 2 bad usage or input, 3 budget exceeded,
-4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed).
+4 paused, 130 interrupted (Ctrl-C; the run is saved and can be resumed),
+143 terminated (SIGTERM; saved the same way).
 Every error is one line, ``flujo-trio: error: ...``, on standard error.
 """
 
@@ -32,6 +33,7 @@ EXIT_CODES = {
 }
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 #: Errors that mean "your input is wrong": one line on stderr, exit code 2.
 INPUT_ERRORS = (

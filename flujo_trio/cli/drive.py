@@ -19,7 +19,14 @@ from ..events import Event, RunFinished
 from ..results import PipelineResult
 from ..runtime.runner import Runner
 from ..usage import format_money
-from .common import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, INPUT_ERRORS, machine_output
+from .common import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    INPUT_ERRORS,
+    machine_output,
+)
 from .documents import result_document
 from .live import LiveModel
 from .plain import dumps, plain_json, type_name
@@ -41,6 +48,8 @@ class Outcome:
     bad_input: str | None = None
     """The run was refused before it started (exit code 2)."""
     interrupted: bool = False
+    signal_name: str = "SIGINT"
+    """The signal that interrupted the run (Ctrl-C, or SIGTERM from a supervisor)."""
 
 
 async def drive(
@@ -50,12 +59,15 @@ async def drive(
     interactive = not machine_output(as_json)
     console = Console()
     outcome = Outcome()
-    with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+    # SIGTERM (timeout(1), docker stop, a CI cancel) stops the run the way Ctrl-C does:
+    # killed by default, the run was left "running", owned by a dead process.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as interrupts:
         async with trio.open_nursery() as nursery:
 
             async def on_interrupt() -> None:
-                async for _ in interrupts:
+                async for signum in interrupts:
                     outcome.interrupted = True
+                    outcome.signal_name = signal.Signals(signum).name
                     nursery.cancel_scope.cancel(reason="flujo-trio: Ctrl-C")
                     return
 
@@ -90,12 +102,13 @@ def _report(
         return EXIT_USAGE
     run_id = model.run_id or "RUN_ID"
     if outcome.interrupted:
+        how = "interrupted" if outcome.signal_name == "SIGINT" else "terminated (SIGTERM)"
         click.echo(
-            f"flujo-trio: interrupted; the run is saved as cancelled. Resume it with:\n"
+            f"flujo-trio: {how}; the run is saved as cancelled. Resume it with:\n"
             f"  flujo-trio resume {run_id} --db {shown(db)}",
             err=True,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if outcome.signal_name == "SIGINT" else EXIT_TERMINATED
     result = outcome.result
     if result is None:  # the run never said how it ended: look at what is stored
         click.echo(
