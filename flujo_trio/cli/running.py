@@ -8,6 +8,7 @@ flag raises the limit that stopped it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -118,10 +119,15 @@ def run_command(
     except INPUT_ERRORS as error:
         fail(str(error))
 
+    # Chosen here, not by the runner: a Ctrl-C before the run's first event must still
+    # print the command that resumes it.
+    new_id = run_id if run_id is not None else os.urandom(16).hex()
+
     def open_stream() -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
-        return runner.stream(data, run_id=run_id)
+        return runner.stream(data, run_id=new_id)
 
     model = LiveModel(runner.limits, Shape(runner.plan.shape), pipeline=runner.name)
+    model.run_id = new_id
     sys.exit(trio.run(lambda: drive(runner, open_stream, model, as_json=as_json, db=db)))
 
 
