@@ -91,6 +91,19 @@ def test_json_file_with_nan_is_refused_as_input(db, tmp_path):
     assert "nan.json" in line and "NaN" in line
 
 
+def test_a_number_longer_than_python_reads_is_refused_not_taken_as_text(db, tmp_path):
+    # 5000 digits exceed Python's int limit: the text silently became a string.
+    digits = "9" * 5000
+    line = one_error_line(flujo("run", "tests.cli_pipelines:echo", "--input", digits, "--db", db))
+    assert line.startswith("flujo-trio: error: --input holds a number with more digits")
+    big = tmp_path / "big.json"
+    big.write_text(f"[{digits}]")
+    done = flujo("run", "tests.cli_pipelines:echo", "--input-file", str(big), "--db", db)
+    assert "big.json holds a number with more digits" in one_error_line(done)
+    text = flujo("run", "tests.cli_pipelines:echo", "--input", f'"{digits}"', "--db", db)
+    assert described(text) == f'str "{digits}"'
+
+
 # -- human answers ---------------------------------------------------------------------
 
 

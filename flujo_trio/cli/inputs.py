@@ -23,9 +23,19 @@ class InputError(FlujoTrioError):
     """An input given on the command line cannot be used; the message says how to fix it."""
 
 
+class _Constant(ValueError):
+    """``NaN``/``Infinity`` met while parsing: not JSON, so such text stays a string."""
+
+
+#: Python refuses ints of more digits than ``sys.get_int_max_str_digits()`` (4300).
+_TOO_LONG = (
+    "holds a number with more digits than Python reads (4300): give it as a JSON "
+    'string ("...") if it is an identifier'
+)
+
+
 def _no_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON: such text stays a string.
-    raise ValueError(name)
+    raise _Constant(name)
 
 
 def parse_value(text: str, option: str = "--input") -> Any:
@@ -35,6 +45,9 @@ def parse_value(text: str, option: str = "--input") -> Any:
     except RecursionError:
         raise InputError(_too_deep(option)) from None
     except ValueError as error:
+        if not isinstance(error, json.JSONDecodeError | _Constant):
+            # Python's limit on digits in an int: the number would silently become text.
+            raise InputError(f"{option} {_TOO_LONG}") from None
         if not text.lstrip().startswith(JSON_STARTS):
             return text
         where = (
@@ -98,11 +111,13 @@ def run_input(text: str | None, path: Path | None) -> Any:
     except RecursionError:
         raise InputError(_too_deep(f"input file {path}")) from None
     except ValueError as error:
-        if not isinstance(error, json.JSONDecodeError):
+        if isinstance(error, _Constant):
             raise InputError(
                 f"input file {path} holds {error}, which is not JSON: "
                 "only finite numbers can be given"
             ) from None
+        if not isinstance(error, json.JSONDecodeError):
+            raise InputError(f"input file {path} {_TOO_LONG}") from None
         raise InputError(
             f"input file {path} is not valid JSON ({error.msg} at line {error.lineno} "
             f"column {error.colno}): fix it, or give the text in a file not named .json"
