@@ -104,6 +104,17 @@ def test_a_number_longer_than_python_reads_is_refused_not_taken_as_text(db, tmp_
     assert described(text) == f'str "{digits}"'
 
 
+@pytest.mark.parametrize("command", ["run", "graph"])
+def test_a_target_that_exits_while_imported_is_one_error_line(db, tmp_path, command):
+    # Its sys.exit(5) ended the CLI with status 5 and no word.
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nsys.exit(5)\n")
+    args = ["--input", "x", "--db", db] if command == "run" else []
+    done = flujo(command, f"{script}:pipeline", *args)
+    assert done.returncode == 2
+    assert "script.py called sys.exit(5)" in one_error_line(done)
+
+
 # -- human answers ---------------------------------------------------------------------
 
 

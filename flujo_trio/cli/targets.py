@@ -53,10 +53,20 @@ def _load_file(path: Path) -> object:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         del sys.modules[name]
-        raise TargetError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+        raise TargetError(_import_failed(str(path), error)) from error
     return module
+
+
+def _import_failed(where: str, error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        # A script's sys.exit() at import would end the CLI with its code and no word.
+        return (
+            f"importing {where} called sys.exit({error.code!r}): the module must define the "
+            "pipeline without running anything (guard a script with if __name__ == '__main__')"
+        )
+    return f"importing {where} failed: {type(error).__name__}: {error}"
 
 
 def load_target(target: str) -> Pipeline | StepBase | Runner:
@@ -72,10 +82,8 @@ def load_target(target: str) -> Pipeline | StepBase | Runner:
                 f"cannot import module {where!r}: {error} (is it installed or on PYTHONPATH? "
                 f"a file is given as path/to/file.py:attr)"
             ) from error
-        except Exception as error:
-            raise TargetError(
-                f"importing {where!r} failed: {type(error).__name__}: {error}"
-            ) from error
+        except (Exception, SystemExit) as error:
+            raise TargetError(_import_failed(repr(where), error)) from error
     try:
         value = getattr(module, attr)
     except AttributeError:
