@@ -33,7 +33,7 @@ from ..agent_api import Emitter, UsageMeter
 from ..backoff import Backoff
 from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..usage import AgentResult, Usage
-from .completions import Meter, Reply, complete, provider_error, stream
+from .completions import MalformedReply, Meter, Reply, complete, provider_error, stream
 from .outputs import OutputSpec, ReplyMismatch
 from .pricing import Price, Pricing, known_price
 from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
@@ -302,7 +302,12 @@ class ChatAgent:
         request = self._request(messages)
         try:
             if not self.stream:
-                return await complete(self.client, request)
+                return await complete(
+                    self.client,
+                    request,
+                    prompt_estimate=self._prompt_guess(messages),
+                    encoding=self.encoding,
+                )
             return await stream(
                 self.client,
                 request,
@@ -314,6 +319,12 @@ class ChatAgent:
         except openai.OpenAIError as error:
             # What the call used, this request's streamed part included.
             raise provider_error(error, self.model, total + progress.reported) from error
+        except MalformedReply as error:
+            raise AgentCallError(
+                f"{self.model} sent a malformed reply: {error}; if this repeats, check that "
+                "the endpoint speaks the OpenAI chat-completions API (base_url)",
+                usage=total + progress.reported,
+            ) from error
 
     def _parse(self, text: str, usage: Usage) -> Any:
         if self.output is None:
