@@ -194,3 +194,56 @@ async def test_tool_arguments_sent_as_a_json_object_are_accepted(hostile, chat):
     result = await Runner(Step("chat", chat(tools=[add]))).run("q")
     assert result.success and result.output == "3" and seen == [(1, 2)]
     assert result.total_tokens == 30  # both replies' usage
+
+
+# -- PydanticAIAgent: a run that fails any other way still reports what it used ----------
+
+
+def _tool_then_raise() -> Any:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, ToolCallPart
+    from pydantic_ai.models.function import FunctionModel
+    from pydantic_ai.usage import RequestUsage
+
+    def model(messages: Any, info: Any) -> ModelResponse:
+        return ModelResponse(
+            parts=[ToolCallPart("explode", {})],
+            usage=RequestUsage(input_tokens=100, output_tokens=50),
+        )
+
+    inner = Agent(FunctionModel(model))
+
+    @inner.tool_plain
+    def explode() -> str:
+        raise RuntimeError("tool exploded")
+
+    return inner
+
+
+async def test_pydantic_ai_run_failing_in_a_tool_is_charged_what_it_used():
+    from flujo_trio.agents import Pricing
+    from flujo_trio.agents.pydantic_ai import PydanticAIAgent
+
+    agent = PydanticAIAgent(_tool_then_raise(), pricing=Pricing(1, 1))
+    with pytest.raises(AgentCallError, match="RuntimeError: tool exploded") as caught:
+        await agent.run("x")
+    assert caught.value.retryable and caught.value.usage.tokens == 150
+    result = await Runner(Step("s", agent, max_retries=1)).run("x")
+    assert not result.success and result.step_history[0].attempts == 2
+    assert result.total_tokens == 300  # both attempts' model requests were billed
+
+
+async def test_pydantic_ai_connection_error_is_a_retryable_agent_call_error(
+    hostile, hostile_client
+):
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from flujo_trio.agents.pydantic_ai import PydanticAIAgent
+
+    hostile.replies.append(Scripted(b""))  # the connection closes without a reply
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=hostile_client))
+    with pytest.raises(AgentCallError, match="ModelConnectionError") as caught:
+        await PydanticAIAgent(Agent(model)).run("x")
+    assert caught.value.retryable
