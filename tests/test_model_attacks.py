@@ -11,12 +11,14 @@ from typing import Any
 
 import openai
 import pytest
+import trio
 
 from flujo_trio import AgentCallError, Runner, Step
 from flujo_trio.agents.openai import ChatAgent
-from tests.fake_openai import chunk, completion, tool_calls, usage
+from tests.fake_openai import Reply, chunk, completion, tool_calls, usage
 from tests.hostile_openai import HostileServer, Scripted, response, sse_head
-from tests.openai_support import PRICING, offline_tokens  # noqa: F401 (autouse fixture)
+from tests.openai_support import *  # noqa: F403 (fixtures)
+from tests.openai_support import PRICING
 
 
 @pytest.fixture
@@ -247,3 +249,31 @@ async def test_pydantic_ai_connection_error_is_a_retryable_agent_call_error(
     with pytest.raises(AgentCallError, match="ModelConnectionError") as caught:
         await PydanticAIAgent(Agent(model)).run("x")
     assert caught.value.retryable
+
+
+# -- tools --------------------------------------------------------------------------------
+
+
+async def test_a_hanging_sync_tool_does_not_hold_the_step_past_its_timeout(
+    server, agent, mock_clock
+):
+    import threading
+
+    mock_clock.autojump_threshold = 0.05
+
+    release = threading.Event()
+
+    def wait_for_io() -> str:
+        release.wait(10)  # a blocking call without a timeout of its own
+        return "late"
+
+    server.replies.append(Reply(body=tool_calls(("c1", "wait_for_io", {}))))
+    step = Step("chat", agent(tools=[wait_for_io]), timeout_s=2, max_retries=0)
+    try:
+        with trio.fail_after(5):
+            result = await Runner(step).run("q")
+    finally:
+        release.set()
+    assert not result.success
+    assert "timed out" in (result.step_history[0].feedback or "")
+    assert result.total_tokens == 15  # the tool-asking reply was billed
