@@ -277,3 +277,22 @@ async def test_a_hanging_sync_tool_does_not_hold_the_step_past_its_timeout(
     assert not result.success
     assert "timed out" in (result.step_history[0].feedback or "")
     assert result.total_tokens == 15  # the tool-asking reply was billed
+
+
+# -- a stream without a single chunk is not an empty answer -------------------------------
+
+
+NO_CHUNKS = {
+    "a JSON completion (stream ignored)": response(200, body(completion("hi there"))),
+    "an error sent with 200": response(200, b'{"error": {"message": "quota exceeded"}}'),
+    "an empty event stream": sse_head(),
+    "only [DONE]": sse_head() + b"data: [DONE]\n\n",
+}
+
+
+@pytest.mark.parametrize("reply", NO_CHUNKS.values(), ids=NO_CHUNKS.keys())
+async def test_a_stream_without_chunks_is_malformed_not_an_empty_answer(hostile, chat, reply):
+    hostile.replies.append(Scripted(reply))
+    result = await Runner(Step("chat", chat(stream=True), max_retries=0)).run("q")
+    assert not result.success and result.output is None
+    assert "no chat-completion chunk" in (result.step_history[0].feedback or "")

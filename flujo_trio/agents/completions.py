@@ -196,17 +196,23 @@ async def _chunks(
         **request, stream=True, stream_options={"include_usage": True}
     ) as response:
         lines = response.iter_lines()
+        chunks, other = 0, ""  # chunks yielded; the first line that was not an event
         async with contextlib.aclosing(lines):
             while True:
                 try:
                     line = await anext(lines)
                 except StopAsyncIteration:
+                    if not chunks:  # a JSON body, an error sent with 200, or nothing
+                        raise MalformedReply(
+                            f"the stream carried no chat-completion chunk (it began {other!r:.200})"
+                        ) from None
                     return
                 except Exception as error:  # the HTTP client's: the connection broke mid-body
                     raise openai.APIConnectionError(
                         message=f"the stream broke off: {error}", request=response.http_request
                     ) from error
                 if not line.startswith("data:"):
+                    other = other or line
                     continue  # blank separators, comments, event names
                 payload = line[len("data:") :].strip()
                 if payload == "[DONE]":
@@ -228,6 +234,7 @@ async def _chunks(
                     raise MalformedReply(
                         f"a streamed event is not a chat-completion chunk ({error})"
                     ) from error
+                chunks += 1
                 yield chunk
 
 
