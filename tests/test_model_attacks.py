@@ -13,7 +13,7 @@ import openai
 import pytest
 import trio
 
-from flujo_trio import AgentCallError, Runner, Step
+from flujo_trio import AgentCallError, Runner, Step, UsageLimitExceededError, UsageLimits
 from flujo_trio.agents.openai import ChatAgent
 from tests.fake_openai import Reply, chunk, completion, tool_calls, usage
 from tests.hostile_openai import HostileServer, Scripted, response, sse_head
@@ -296,3 +296,27 @@ async def test_a_stream_without_chunks_is_malformed_not_an_empty_answer(hostile,
     result = await Runner(Step("chat", chat(stream=True), max_retries=0)).run("q")
     assert not result.success and result.output is None
     assert "no chat-completion chunk" in (result.step_history[0].feedback or "")
+
+
+# -- budgets across tool rounds -----------------------------------------------------------
+
+
+async def test_a_later_request_reserves_at_least_what_the_provider_billed_before(server, agent):
+    """A provider whose tokenizer counts far more than the estimate (code, numbers,
+    other scripts): the next request of the loop holds the whole earlier prompt, so its
+    bound is at least what that prompt was billed, and the budget is never overshot."""
+
+    def add(a: int) -> int:
+        return a
+
+    server.replies += [
+        Reply(body=tool_calls(("c1", "add", {"a": 1}), prompt_tokens=400, completion_tokens=50)),
+        Reply(body=completion("done", 400, 50)),
+    ]
+    chat = agent(tools=[add], max_tokens=50)
+    assert chat.reservation("q").tokens < 250  # the estimate of the first prompt is low
+    step = Step("chat", chat, reserve=chat.reservation)
+    with pytest.raises(UsageLimitExceededError, match="does not fit") as info:
+        await Runner(step, limits=UsageLimits(total_tokens_limit=700)).run("q")
+    assert len(server.requests) == 1  # the second request could not fit: never sent
+    assert info.value.result.total_tokens == 450
