@@ -109,6 +109,7 @@ STREAM_BREAKS = {
     "cut mid-event": sse_head() + chunk("hello ") + b'data: {"id": "chatcmp',
     "an event that is not JSON": sse_head() + chunk("hello ") + b"data: {nope}\n\n",
     "an event that is not a chunk": sse_head() + chunk("hello ") + b'data: {"choices": 3}\n\n',
+    "an error event": sse_head() + chunk("hello ") + b'data: {"error": {"message": "boom"}}\n\n',
     "a chunked body cut mid-chunk": (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
         b"transfer-encoding: chunked\r\n\r\n"
