@@ -75,8 +75,9 @@ async def test_tool_events_reach_runner_stream(server, agent):
 
 
 async def test_budget_holds_across_tool_rounds(server, agent):
-    # Every request spends 500 tokens; the limit leaves room for two and for less than
-    # any third request's bound (which is at least max_tokens=200).
+    # The second prompt holds the first (400) and its reply (100), as a real provider
+    # bills it; the limit leaves room for two requests and for less than any third
+    # request's bound (at least what the second prompt was billed, plus max_tokens=200).
     server.replies += [
         Reply(
             body=tool_calls(
@@ -85,20 +86,20 @@ async def test_budget_holds_across_tool_rounds(server, agent):
         ),
         Reply(
             body=tool_calls(
-                ("c2", "forecast", {"city": "Oslo"}), prompt_tokens=400, completion_tokens=100
+                ("c2", "forecast", {"city": "Oslo"}), prompt_tokens=520, completion_tokens=100
             )
         ),
         Reply(body=completion("never sent", 400, 100)),
     ]
     chat = agent(tools=[forecast], max_tokens=200, pricing=None)
-    limits = UsageLimits(total_tokens_limit=1100)
+    limits = UsageLimits(total_tokens_limit=1300)
     step = Step("weather", chat, reserve=chat.reservation, max_retries=0)
     with pytest.raises(UsageLimitExceededError) as info:
         await Runner(step, limits=limits).run("weather?")
     assert len(server.requests) == 2  # the third request was refused, never sent
-    assert info.value.result.total_tokens == 1000  # both requests, each counted once
+    assert info.value.result.total_tokens == 1120  # both requests, each counted once
     # The second request's own bound fitted beside the first's 500 tokens.
-    assert chat._bound(server.requests[1]["messages"]).tokens <= 1100 - 500
+    assert chat._bound(server.requests[1]["messages"]).tokens <= 1300 - 500
 
 
 # -- partial usage of a cancelled stream --------------------------------------------------

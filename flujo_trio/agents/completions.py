@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
 import openai
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from ..errors import AgentCallError
+from ..errors import AgentCallError, FlujoTrioError
 from ..usage import Usage, money
 from .http import FATAL_STATUSES, retry_after
 from .tokens import Encoding, count_tokens
@@ -64,23 +64,73 @@ class Meter:
             self.reported = self.reported + more
 
 
-async def complete(client: openai.AsyncOpenAI, request: dict[str, Any]) -> Reply:
-    response = await client.chat.completions.create(**request)
-    usage = response.usage
-    if not response.choices:
-        return Reply("", (), usage.prompt_tokens if usage else 0, 0)
-    message = response.choices[0].message
-    calls = tuple(
-        ToolCall(call.id, call.function.name, call.function.arguments)
-        for call in message.tool_calls or ()
-        if call.type == "function"
-    )
-    return Reply(
-        message.content or "",
-        calls,
-        usage.prompt_tokens if usage else 0,
-        usage.completion_tokens if usage else 0,
-    )
+class MalformedReply(FlujoTrioError):
+    """The endpoint answered, but not with a chat completion (the adapter turns this
+    into a retryable :class:`AgentCallError` carrying what the call used)."""
+
+
+def token_count(value: Any) -> int | None:
+    """A provider's token count, or None when it is not one (missing, negative, a
+    float, text): the caller then keeps its own estimate rather than crash or bill
+    nothing."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+async def complete(
+    client: openai.AsyncOpenAI,
+    request: dict[str, Any],
+    *,
+    prompt_estimate: int,
+    encoding: Encoding | None,
+) -> Reply:
+    """Send one request whole. A reply without usable token counts is charged the
+    estimates (the prompt's, and the written text's), never zero."""
+    try:
+        response = await client.chat.completions.create(**request)
+    except ValueError as error:  # the body is not JSON
+        raise MalformedReply(f"the body is not JSON ({error})") from error
+    choices = getattr(response, "choices", None)
+    if not isinstance(response, ChatCompletion) or not isinstance(choices, list):
+        raise MalformedReply(f"the body is not a chat completion: {str(response)[:200]!r}")
+    usage = getattr(response, "usage", None)
+    prompt_tokens = token_count(getattr(usage, "prompt_tokens", None))
+    completion_tokens = token_count(getattr(usage, "completion_tokens", None))
+    text, calls = _message(choices[0]) if choices else ("", ())
+    if prompt_tokens is None:
+        prompt_tokens = prompt_estimate
+    if completion_tokens is None:
+        written = text + "".join(call.arguments for call in calls)
+        completion_tokens = count_tokens(written, encoding)
+    return Reply(text, calls, prompt_tokens, completion_tokens)
+
+
+def _message(choice: Any) -> tuple[str, tuple[ToolCall, ...]]:
+    """The text and tool calls of a completion's choice (the SDK does not validate
+    what it reads, so every field is checked here)."""
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    tool_calls = getattr(message, "tool_calls", None) or ()
+    if (
+        message is None
+        or not isinstance(content, str | None)
+        or not isinstance(tool_calls, list | tuple)
+    ):
+        raise MalformedReply(f"its first choice has no valid message: {str(choice)[:200]!r}")
+    calls = []
+    for call in tool_calls:
+        if getattr(call, "type", None) != "function":
+            continue
+        function = getattr(call, "function", None)
+        name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+        call_id = getattr(call, "id", None)
+        if not isinstance(name, str) or not isinstance(call_id, str):
+            raise MalformedReply(f"a tool call has no id or function name: {str(call)[:200]!r}")
+        if not isinstance(arguments, str):  # JSON as data, not as text: take it as meant
+            arguments = "" if arguments is None else json.dumps(arguments, default=str)
+        calls.append(ToolCall(call_id, name, arguments))
+    return content or "", tuple(calls)
 
 
 async def stream(
@@ -116,10 +166,12 @@ async def stream(
                     if emit is not None:
                         await emit(text)
             if chunk.usage is not None:  # the last chunk (some servers send one each)
-                exact = True
-                prompt_tokens = chunk.usage.prompt_tokens
-                completion_tokens = chunk.usage.completion_tokens
-                meter.update(prompt_tokens, completion_tokens)
+                prompt = token_count(chunk.usage.prompt_tokens)
+                completion = token_count(chunk.usage.completion_tokens)
+                if prompt is not None and completion is not None:  # else: keep estimating
+                    exact = True
+                    prompt_tokens, completion_tokens = prompt, completion
+                    meter.update(prompt_tokens, completion_tokens)
     if not exact:  # a server that never reported usage: keep the running estimate
         written = "".join(parts) + "".join(call[2] for call in calls.values())
         completion_tokens = count_tokens(written, encoding)
@@ -144,19 +196,56 @@ async def _chunks(
         **request, stream=True, stream_options={"include_usage": True}
     ) as response:
         lines = response.iter_lines()
+        chunks, other = 0, ""  # chunks yielded; the first line that was not an event
         async with contextlib.aclosing(lines):
-            async for line in lines:
+            while True:
+                try:
+                    line = await anext(lines)
+                except StopAsyncIteration:
+                    if not chunks:  # a JSON body, an error sent with 200, or nothing
+                        raise MalformedReply(
+                            f"the stream carried no chat-completion chunk (it began {other!r:.200})"
+                        ) from None
+                    return
+                except Exception as error:  # the HTTP client's: the connection broke mid-body
+                    raise openai.APIConnectionError(
+                        message=f"the stream broke off: {error}", request=response.http_request
+                    ) from error
                 if not line.startswith("data:"):
+                    other = other or line
                     continue  # blank separators, comments, event names
                 payload = line[len("data:") :].strip()
                 if payload == "[DONE]":
                     continue  # read on to the end of the body
-                data = json.loads(payload)
+                try:
+                    data = json.loads(payload)
+                except ValueError as error:
+                    await _abandon(response, lines)
+                    raise MalformedReply(f"a streamed event is not JSON ({error})") from error
                 if isinstance(data, dict) and data.get("error"):
+                    await _abandon(response, lines)
                     raise openai.APIError(
                         str(data["error"]), response.http_request, body=data["error"]
                     )
-                yield ChatCompletionChunk.model_validate(data)
+                try:
+                    chunk = ChatCompletionChunk.model_validate(data)
+                except ValueError as error:  # pydantic's ValidationError
+                    await _abandon(response, lines)
+                    raise MalformedReply(
+                        f"a streamed event is not a chat-completion chunk ({error})"
+                    ) from error
+                chunks += 1
+                yield chunk
+
+
+async def _abandon(response: Any, lines: AsyncIterator[str]) -> None:
+    """Stop reading a body early: close the connection, then run the HTTP client's
+    nested line generators to their end (closing only the outer one would leave the
+    inner ones suspended, which Trio reports as a ``ResourceWarning``)."""
+    await response.http_response.aclose()
+    with contextlib.suppress(Exception):  # reading a closed body may raise: done either way
+        async for _ in lines:
+            pass
 
 
 def provider_error(error: openai.OpenAIError, model: str, usage: Usage) -> AgentCallError:

@@ -33,7 +33,7 @@ from ..agent_api import Emitter, UsageMeter
 from ..backoff import Backoff
 from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..usage import AgentResult, Usage
-from .completions import Meter, Reply, complete, provider_error, stream
+from .completions import MalformedReply, Meter, Reply, complete, provider_error, stream
 from .outputs import OutputSpec, ReplyMismatch
 from .pricing import Price, Pricing, known_price
 from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
@@ -185,27 +185,31 @@ class ChatAgent:
         """
         return self._bound(self.messages(data))
 
-    def _bound(self, messages: list[Message]) -> Usage:
+    def _bound(self, messages: list[Message], known: int = 0) -> Usage:
+        """``known``: prompt tokens the provider already billed for part of ``messages``
+        (a later request of a tool loop), a floor for the estimate."""
         if self.max_tokens is None:
             raise ConfigurationError(
                 "ChatAgent.reservation needs max_tokens: without a completion cap "
                 "there is no upper bound to reserve"
             )
-        return self._usage(self._prompt_estimate(messages), self.max_tokens)
+        return self._usage(max(self._prompt_estimate(messages), known), self.max_tokens)
 
     def _prompt_estimate(self, messages: list[Message]) -> int:
-        prompt = _PER_REQUEST_OVERHEAD
-        for message in messages:
-            prompt += _PER_MESSAGE_OVERHEAD + estimate_tokens(
-                message.get("content") or "", self.encoding
-            )
-            if message.get("tool_calls"):
-                prompt += estimate_tokens(message["tool_calls"], self.encoding)
+        prompt = _PER_REQUEST_OVERHEAD + sum(self._message_estimate(m) for m in messages)
         if self.tools:
             prompt += estimate_tokens([t.definition() for t in self.tools.values()], self.encoding)
         if self.output is not None:
             prompt += estimate_tokens(self.output.schema, self.encoding)
         return prompt
+
+    def _message_estimate(self, message: Message) -> int:
+        tokens = _PER_MESSAGE_OVERHEAD + estimate_tokens(
+            message.get("content") or "", self.encoding
+        )
+        if message.get("tool_calls"):
+            tokens += estimate_tokens(message["tool_calls"], self.encoding)
+        return tokens
 
     def _prompt_guess(self, messages: list[Message]) -> int:
         """A best guess (not a bound) of a request's prompt tokens, reported while it
@@ -252,18 +256,27 @@ class ChatAgent:
         """
         messages = self.messages(data, context, feedback)
         total = Usage()
+        known = 0  # prompt tokens the conversation so far is known to take (billed)
         for round_number in range(self.max_tool_rounds + 1):
             if round_number == 0:
                 reply, used = await self._first(messages, emit, meter, total)
             else:
-                reply, used = await self._further(messages, emit, meter, total)
+                reply, used = await self._further(messages, emit, meter, total, known)
             total = total + used
             if not reply.tool_calls:
                 return AgentResult(self._parse(reply.text, total), total)
             if round_number == self.max_tool_rounds:
                 break
+            asked = len(messages)
             messages.append(_assistant(reply))
             messages.extend(await run_tool_calls(self.tools, reply.tool_calls, emit))
+            # The next prompt holds this one, the reply and the tool results: a floor
+            # for its bound when the provider counts more than the estimate.
+            known = (
+                reply.prompt_tokens
+                + reply.completion_tokens
+                + sum(self._message_estimate(m) for m in messages[asked + 1 :])
+            )
         raise AgentCallError(
             f"{self.model} still asked for tools after {self.max_tool_rounds} round(s) "
             f"(max_tool_rounds={self.max_tool_rounds}): raise max_tool_rounds, or make the "
@@ -283,13 +296,18 @@ class ChatAgent:
         return reply, self._usage(reply.prompt_tokens, reply.completion_tokens)
 
     async def _further(
-        self, messages: list[Message], emit: Emitter | None, meter: UsageMeter | None, total: Usage
+        self,
+        messages: list[Message],
+        emit: Emitter | None,
+        meter: UsageMeter | None,
+        total: Usage,
+        known: int = 0,
     ) -> tuple[Reply, Usage]:
         """A later request of the tool loop, admitted and settled on its own."""
         if meter is None:  # outside a runner that meters: nothing to reserve against
             reply = await self._send(messages, emit, Meter(self._usage), total)
             return reply, self._usage(reply.prompt_tokens, reply.completion_tokens)
-        reserve = self._bound(messages) if self.max_tokens is not None else None
+        reserve = self._bound(messages, known) if self.max_tokens is not None else None
         async with meter.request(reserve) as request:
             reply = await self._send(messages, emit, Meter(self._usage, request.add), total)
             used = self._usage(reply.prompt_tokens, reply.completion_tokens)
@@ -302,7 +320,12 @@ class ChatAgent:
         request = self._request(messages)
         try:
             if not self.stream:
-                return await complete(self.client, request)
+                return await complete(
+                    self.client,
+                    request,
+                    prompt_estimate=self._prompt_guess(messages),
+                    encoding=self.encoding,
+                )
             return await stream(
                 self.client,
                 request,
@@ -314,6 +337,12 @@ class ChatAgent:
         except openai.OpenAIError as error:
             # What the call used, this request's streamed part included.
             raise provider_error(error, self.model, total + progress.reported) from error
+        except MalformedReply as error:
+            raise AgentCallError(
+                f"{self.model} sent a malformed reply: {error}; if this repeats, check that "
+                "the endpoint speaks the OpenAI chat-completions API (base_url)",
+                usage=total + progress.reported,
+            ) from error
 
     def _parse(self, text: str, usage: Usage) -> Any:
         if self.output is None:

@@ -227,6 +227,11 @@ class PydanticAIAgent:
                 usage=self._usage(used),
                 retry_after=_retry_after(error),
             ) from error
+        except Exception as error:  # a connection error, a tool that raised: usage counts
+            raise AgentCallError(
+                f"the pydantic-ai run failed with {type(error).__name__}: {error}",
+                usage=self._usage(used),
+            ) from error
         return AgentResult(result.output, self._usage(used))
 
     def _usage(self, used: Any) -> Usage:

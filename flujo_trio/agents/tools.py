@@ -8,7 +8,9 @@ given to the agent can be called, with arguments validated against their types.
 
 The calls of one model reply run concurrently, each as a named Trio task inside the
 agent call (so cancelling the step cancels them). An async tool runs on Trio; a
-sync tool runs in a worker thread so that it cannot stall the run. A tool that
+sync tool runs in a worker thread so that it cannot stall the run: a cancel (the
+step's timeout, the caller's) does not wait for it, the thread is abandoned and its
+result dropped. A tool that
 raises does not fail the step: its error goes back to the model as the tool's
 result, which usually lets the model correct its arguments.
 """
@@ -80,7 +82,11 @@ class Tool:
             raise ToolArgumentsError(f"invalid arguments for {self.name}: {problems}") from None
         if inspect.iscoroutinefunction(self.fn):
             return await self.fn(**kwargs)
-        result = await trio.to_thread.run_sync(functools.partial(self.fn, **kwargs))
+        # Abandoned on cancel: a sync tool blocked in I/O must not hold the step past its
+        # timeout or its caller's cancel (the thread runs on; its result is dropped).
+        result = await trio.to_thread.run_sync(
+            functools.partial(self.fn, **kwargs), abandon_on_cancel=True
+        )
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             result = await result
         return result
