@@ -132,6 +132,21 @@ async def test_a_cancelled_call_that_reports_its_usage_is_charged_that(autojump_
     assert "usage_estimated" not in chat.metadata and chat.token_counts == 40
 
 
+async def test_a_failed_call_that_reported_its_usage_is_charged_that():
+    """An agent that raises a plain exception after ``meter.add`` spent that all the same:
+    each attempt is charged it, none is estimated (it was charged nothing)."""
+
+    async def failing(data, meter):
+        meter.add(Usage(0.01, 40))
+        raise RuntimeError("the provider hung up")
+
+    result = await Runner(Step("chat", failing, max_retries=1, reserve=Usage(0.5, 400))).run("x")
+    (chat,) = result.step_history
+    assert not chat.success and chat.attempts == 2
+    assert chat.token_counts == 80 and result.total_cost_usd == pytest.approx(0.02)
+    assert result.governor.spent.tokens == 80 and "usage_estimated" not in chat.metadata
+
+
 async def test_no_new_call_starts_after_a_breach(autojump_clock):
     meter = Meter(cost=1.0, delay=1)
     loop = LoopStep("loop", Step("spend", meter), exit_condition=lambda o, c: False, max_loops=50)

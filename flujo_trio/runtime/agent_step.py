@@ -279,13 +279,17 @@ async def _call_with_retries(
             failure = _Failure(f"Agent reported unusable usage: {error}", False, None, True)
         except Exception as error:
             usage = usage_of_error(error)
+            reported = isinstance(getattr(error, "usage", None), Usage)
+            if not reported and meter is not None and meter.reported:
+                # What it reported through the meter before failing was spent all the same.
+                usage, reported = meter.used + meter.extra, True
             after = getattr(error, "retry_after", None)
             failure = _Failure(
                 str(error) or type(error).__name__,
                 getattr(error, "retryable", True) is not False,
                 _retry_after(after),
                 False,
-                isinstance(getattr(error, "usage", None), Usage),
+                reported,
             )
         stopped_run = _settled(
             step, frame, record, grant, number, usage, meter, failure, False, output
