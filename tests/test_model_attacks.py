@@ -199,6 +199,25 @@ async def test_tool_arguments_sent_as_a_json_object_are_accepted(hostile, chat):
     assert result.total_tokens == 30  # both replies' usage
 
 
+async def test_a_tool_name_repeated_in_every_stream_delta_is_one_name(hostile, chat):
+    # Some servers send the whole name in each delta of a call: it became "addadd".
+    seen: list[tuple[int, int]] = []
+
+    def add(a: int, b: int) -> int:
+        seen.append((a, b))
+        return a + b
+
+    def piece(arguments: str) -> bytes:
+        function = {"name": "add", "arguments": arguments}
+        return chunk(tool_call={"index": 0, "id": "c1", "type": "function", "function": function})
+
+    asked = sse_head() + piece('{"a": 1, ') + piece('"b": 2}') + b"data: [DONE]\n\n"
+    answered = sse_head() + chunk("3") + chunk(usage=usage(10, 1)) + b"data: [DONE]\n\n"
+    hostile.replies += [Scripted(asked), Scripted(answered)]
+    result = await Runner(Step("chat", chat(tools=[add], stream=True))).run("q")
+    assert result.success and result.output == "3" and seen == [(1, 2)]
+
+
 # -- PydanticAIAgent: a run that fails any other way still reports what it used ----------
 
 

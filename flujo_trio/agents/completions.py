@@ -155,7 +155,11 @@ async def stream(
                     call = calls.setdefault(delta.index, ["", "", ""])
                     call[0] = delta.id or call[0]
                     if delta.function is not None:
-                        call[1] += delta.function.name or ""
+                        name = delta.function.name
+                        # Some servers repeat the whole name in every delta of a call:
+                        # a repeat is not more of the name ("add", not "addadd").
+                        if name and name != call[1]:
+                            call[1] += name
                         call[2] += delta.function.arguments or ""
                 text = choice.delta.content
                 if text:
