@@ -259,6 +259,10 @@ def run() -> dict[str, Any]:
     }
 
 
+def _row(figure: str, ours: float, floor: float, unit: str, fmt: str) -> list[str]:
+    return [figure, f"{ours:{fmt}} {unit}", f"{floor:{fmt}} {unit}", ratio(ours, floor)]
+
+
 def report(results: dict[str, Any]) -> None:
     seq, fan, mem = results["sequence"], results["fanout"], results["memory"]
     cancel, imp = results["cancellation"], results["imports"]
@@ -266,48 +270,43 @@ def report(results: dict[str, Any]) -> None:
         "Runtime core next to the Trio floor (same work, same run)",
         ["figure", "flujo-trio", "floor", "ratio"],
         [
-            [
-                "per step, 100-step sequence",
-                f"{seq['ours_us']:.1f} µs",
-                f"{seq['floor_us']:.1f} µs",
-                ratio(seq["ours_us"], seq["floor_us"]),
-            ],
-            [
+            _row("per step, 100-step sequence", seq["ours_us"], seq["floor_us"], "µs", ".1f"),
+            _row(
                 "fan-out K=10,000 x 3 (same calls)",
-                f"{fan['ours_s']:.2f} s",
-                f"{fan['floor_same_calls_s']:.2f} s",
-                ratio(fan["ours_s"], fan["floor_same_calls_s"]),
-            ],
-            [
+                fan["ours_s"],
+                fan["floor_same_calls_s"],
+                "s",
+                ".2f",
+            ),
+            _row(
                 "fan-out K=10,000 x 3 (task per branch)",
-                f"{fan['ours_s']:.2f} s",
-                f"{fan['floor_task_per_branch_s']:.2f} s",
-                ratio(fan["ours_s"], fan["floor_task_per_branch_s"]),
-            ],
-            [
+                fan["ours_s"],
+                fan["floor_task_per_branch_s"],
+                "s",
+                ".2f",
+            ),
+            _row(
                 "memory per branch, K=10,000",
-                f"{mem['ours_bytes'] / 1024:.1f} KB",
-                f"{mem['floor_bytes'] / 1024:.1f} KB",
-                ratio(mem["ours_bytes"], mem["floor_bytes"]),
-            ],
-            [
+                mem["ours_bytes"] / 1024,
+                mem["floor_bytes"] / 1024,
+                "KB",
+                ".1f",
+            ),
+            _row(
                 "caller cancel, 10,000 in flight",
-                f"{cancel['cancel_ours_s']:.3f} s",
-                f"{cancel['cancel_floor_s']:.3f} s",
-                ratio(cancel["cancel_ours_s"], cancel["cancel_floor_s"]),
-            ],
-            [
+                cancel["cancel_ours_s"],
+                cancel["cancel_floor_s"],
+                "s",
+                ".3f",
+            ),
+            _row(
                 "breach -> all cancelled, 10,000 in flight",
-                f"{cancel['breach_ours_s']:.3f} s",
-                f"{cancel['breach_floor_s']:.3f} s",
-                ratio(cancel["breach_ours_s"], cancel["breach_floor_s"]),
-            ],
-            [
-                "import flujo_trio / import trio",
-                f"{imp['ours_ms']:.0f} ms",
-                f"{imp['floor_ms']:.0f} ms",
-                ratio(imp["ours_ms"], imp["floor_ms"]),
-            ],
+                cancel["breach_ours_s"],
+                cancel["breach_floor_s"],
+                "s",
+                ".3f",
+            ),
+            _row("import flujo_trio / import trio", imp["ours_ms"], imp["floor_ms"], "ms", ".0f"),
         ],
     )
 
