@@ -37,13 +37,13 @@ async def _cancel_after_all_started(start: Any, waiter: Waiter) -> float:
     return time.perf_counter() - began
 
 
-async def _ours(n: int) -> float:
+async def cancel_ours(n: int) -> float:
     waiter = Waiter(n)
     step = ParallelStep("fan", {f"b{i}": Step(f"s{i}", waiter) for i in range(n)})
     return await _cancel_after_all_started(Runner(step).run, waiter)
 
 
-async def _floor(n: int) -> float:
+async def cancel_floor(n: int) -> float:
     waiter = Waiter(n)
 
     async def all_calls() -> None:
@@ -56,7 +56,11 @@ async def _floor(n: int) -> float:
 
 def run(ns: tuple[int, ...] = (1000, 10000)) -> list[dict[str, Any]]:
     return [
-        {"in_flight": n, "ours_ms": trio.run(_ours, n) * 1e3, "floor_ms": trio.run(_floor, n) * 1e3}
+        {
+            "in_flight": n,
+            "ours_ms": trio.run(cancel_ours, n) * 1e3,
+            "floor_ms": trio.run(cancel_floor, n) * 1e3,
+        }
         for n in ns
     ]
 

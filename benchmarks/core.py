@@ -40,6 +40,7 @@ from flujo_trio import (
     UsageLimits,
 )
 
+from .cancellation import cancel_floor, cancel_ours
 from .support import print_table, ratio, write_results
 
 K = 10_000
@@ -130,44 +131,6 @@ def memory(k: int = K, m: int = 3) -> dict[str, float]:
 # -- cancellation ------------------------------------------------------------------------------
 
 
-class _Waiter:
-    def __init__(self, n: int) -> None:
-        self.n, self.started, self.all_in_flight = n, 0, trio.Event()
-
-    async def run(self, data: Any) -> Any:
-        self.started += 1
-        if self.started == self.n:
-            self.all_in_flight.set()
-        await trio.sleep_forever()
-
-
-async def _cancel_ours(n: int) -> float:
-    waiter = _Waiter(n)
-    step = ParallelStep("fan", {f"b{i}": Step(f"s{i}", waiter) for i in range(n)})
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(Runner(step).run)
-        await waiter.all_in_flight.wait()
-        began = time.perf_counter()
-        nursery.cancel_scope.cancel(reason="benchmark: the caller cancels")
-    return time.perf_counter() - began
-
-
-async def _cancel_floor(n: int) -> float:
-    waiter = _Waiter(n)
-    async with trio.open_nursery() as outer:
-
-        async def calls() -> None:
-            async with trio.open_nursery() as nursery:
-                for _ in range(n):
-                    nursery.start_soon(waiter.run, None)
-
-        outer.start_soon(calls)
-        await waiter.all_in_flight.wait()
-        began = time.perf_counter()
-        outer.cancel_scope.cancel(reason="benchmark: the caller cancels")
-    return time.perf_counter() - began
-
-
 def _index(i: int) -> Any:
     def processor(data: Any, context: Any) -> int:
         return i
@@ -224,8 +187,8 @@ async def _breach_floor(n: int) -> float:
 
 def cancellation(n: int = K) -> dict[str, float]:
     return {
-        "cancel_ours_s": trio.run(_cancel_ours, n),
-        "cancel_floor_s": trio.run(_cancel_floor, n),
+        "cancel_ours_s": trio.run(cancel_ours, n),
+        "cancel_floor_s": trio.run(cancel_floor, n),
         "breach_ours_s": trio.run(_breach_ours, n),
         "breach_floor_s": trio.run(_breach_floor, n),
     }
