@@ -41,6 +41,7 @@ from flujo_trio import (
 )
 
 from .cancellation import cancel_floor, cancel_ours
+from .overhead import sequence_floor
 from .support import print_table, ratio, write_results
 
 K = 10_000
@@ -67,20 +68,8 @@ def _median_s(fn: Any, repeats: int) -> float:
 def sequence(steps: int = 100, repeats: int = 30) -> dict[str, float]:
     runner = Runner(Pipeline([Step(f"s{i}", echo) for i in range(steps)]))
 
-    async def floor() -> None:
-        data: Any = 0
-        for _ in range(steps):
-            out: list[Any] = []
-
-            async def call(value: Any, out: list[Any] = out) -> None:
-                out.append(await echo(value))
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(call, data)
-            data = out[0]
-
     ours = _median_s(lambda: trio.run(runner.run, 0), repeats) / steps * 1e6
-    base = _median_s(lambda: trio.run(floor), repeats) / steps * 1e6
+    base = _median_s(lambda: trio.run(sequence_floor, steps, echo), repeats) / steps * 1e6
     return {"ours_us": ours, "floor_us": base}
 
 

@@ -25,13 +25,14 @@ async def _ours(runner: Runner) -> None:
     await runner.run(0)
 
 
-async def _floor(steps: int) -> None:
+async def sequence_floor(steps: int, step_fn: Any = agent) -> None:
+    """The floor of a sequence: a task and a nursery per step, each fed the last output."""
     data: Any = 0
     for _ in range(steps):
         out: list[Any] = []
 
         async def call(value: Any, out: list[Any] = out) -> None:
-            out.append(await agent(value))
+            out.append(await step_fn(value))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(call, data)
@@ -52,7 +53,7 @@ def run(sizes: tuple[int, ...] = (10, 100), repeats: int = 30) -> list[dict[str,
     for steps in sizes:
         runner = Runner(Pipeline([Step(f"s{i}", agent) for i in range(steps)]))
         ours = _median_us_per_step(_ours, runner, steps=steps, repeats=repeats)
-        floor = _median_us_per_step(_floor, steps, steps=steps, repeats=repeats)
+        floor = _median_us_per_step(sequence_floor, steps, steps=steps, repeats=repeats)
         rows.append({"steps": steps, "ours_us_per_step": ours, "floor_us_per_step": floor})
     return rows
 
