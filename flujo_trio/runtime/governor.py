@@ -179,11 +179,13 @@ class Governor:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return Grant(chain, usage, cost)
 
-    def _deny(self, scope: BudgetScope, message: str) -> Denial:
-        if not self.denied:
-            root = self.root
-            self.first_denial = Usage(dollars(root.spent_cost), root.spent_tokens)
+    def _count_denial(self) -> None:
+        if not self.denied:  # what the run had spent when the budget first said no
+            self.first_denial = self.spent
         self.denied += 1
+
+    def _deny(self, scope: BudgetScope, message: str) -> Denial:
+        self._count_denial()
         if scope.close(Stop.DENIED, message):
             logger.info("flujo-trio governor: %s; admissions closed", message)
             if scope.parent is None:
@@ -193,10 +195,7 @@ class Governor:
     def _deny_all_waiting(self) -> None:
         while self._queue:
             waiter = self._queue.popleft()
-            if not self.denied:
-                root = self.root
-                self.first_denial = Usage(dollars(root.spent_cost), root.spent_tokens)
-            self.denied += 1
+            self._count_denial()
             waiter.outcome = Denial(self.root, self.root.stop_message or "Usage limit reached")
             waiter.event.set()
 
@@ -290,7 +289,7 @@ class Governor:
             peak_waiting=self.peak_waiting,
             in_flight=self.in_flight,
             peak_in_flight=self.peak_in_flight,
-            spent=Usage(dollars(root.spent_cost), root.spent_tokens),
+            spent=self.spent,
             reserved=Usage(dollars(max(root.reserved_cost, ZERO)), max(root.reserved_tokens, 0)),
             requests=root.spent_requests,
             spent_at_first_denial=self.first_denial,
