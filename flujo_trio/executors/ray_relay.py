@@ -22,7 +22,7 @@ class Relay:
     def __init__(self) -> None:
         self._inbox: list[tuple[int, list[str]]] = []
         self._arrived = asyncio.Event()
-        self._asked: dict[tuple[int, int], asyncio.Future[str]] = {}
+        self._asked: dict[tuple[int, int], asyncio.Future[str | None]] = {}
         self._closed: set[int] = set()
 
     async def post(self, job: int, messages: list[str]) -> bool:
@@ -38,12 +38,10 @@ class Relay:
         owner counts them)."""
         if await self.post(job, messages):
             return None
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._asked[(job, question)] = answer
         try:
             return await answer
-        except asyncio.CancelledError:
-            return None
         finally:
             self._asked.pop((job, question), None)
 
@@ -69,4 +67,4 @@ class Relay:
         self._closed.update(jobs)
         for (job, _), waiting in list(self._asked.items()):
             if job in self._closed and not waiting.done():
-                waiting.cancel()
+                waiting.set_result(None)  # not cancel(): a cancellation of the call itself goes on

@@ -17,16 +17,16 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import attrs
 import trio
 
 from ..context import PipelineContext
 from ..errors import FlujoTrioError, SerializationError
-from ..state.journal import Address, CallRecord, CallStatus, Entry
+from ..state.journal import Entry
 from ..usage import NO_USAGE, Usage
 from .control import Halt
 from .frame import Frame
 from .governor import Denial, Grant
+from .opening import lost_in_flight
 from .record import StepRecord
 from .wire import Outcome, decode, decode_outcome, entry_from, step_record, usage_from
 
@@ -59,7 +59,6 @@ class JobBridge:
         """Open grants by the worker's number; None while the governor decides."""
         self._early: dict[int, tuple[Usage, bool]] = {}
         self._deciding: dict[int, trio.CancelScope] = {}
-        self.calls: dict[tuple[Address, int, int], CallRecord] = {}
         self.entries: list[Entry] = []
         """Every journal entry this attempt sent (a retry replays them)."""
         self.outcome: Outcome | None = None
@@ -151,8 +150,6 @@ class JobBridge:
         entry = entry_from(kind, data, run_id=self.frame.run.run_id, seq=len(self.entries))
         self.journal.record(entry)
         self.entries.append(entry)
-        if isinstance(entry, CallRecord):
-            self.calls[(entry.address, entry.call, entry.request)] = entry
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -251,14 +248,10 @@ class JobBridge:
                 self.governor.settle(grant, grant.usage, estimated=True)
                 charged = charged + grant.usage
         self.grants.clear()
-        for call in self.calls.values():
-            if call.status is CallStatus.STARTED:
-                usage = call.reserved or Usage()
-                lost = attrs.evolve(
-                    call, status=CallStatus.INTERRUPTED, usage=usage, estimated=True
-                )
-                self.journal.record(lost)
-                self.entries.append(lost)
+        lost, _ = lost_in_flight(tuple(self.entries))  # as a crashed run's, on resume
+        for entry in lost:
+            self.journal.record(entry)
+        self.entries.extend(lost)
         return charged
 
     def attach(self, now: float) -> PipelineContext | None:

@@ -207,7 +207,7 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
         claimed = await store.claim_run(
             run_id, owner, expected_version=stored.version, limits=limits
         )
-    estimates, extra = _lost_in_flight(claimed.journal)
+    estimates, extra = lost_in_flight(claimed.journal)
     base = claimed.initial_context if claimed.initial_context is not None else claimed.context
     context = copy_attrs_fields(base, what=f"the context of run {run_id!r}")
     context.run_id = run_id
@@ -225,7 +225,7 @@ async def open_resume(runner: Runner, resume: Resume) -> Setup:
     )
 
 
-def _lost_in_flight(journal: tuple[Entry, ...]) -> tuple[list[Entry], Spent]:
+def lost_in_flight(journal: tuple[Entry, ...]) -> tuple[list[Entry], Spent]:
     """Calls an earlier execution started and never finished (it crashed): each is
     charged its reservation now, so the budget holds across the crash."""
     latest: dict[tuple[Address, int, int], CallRecord] = {}
