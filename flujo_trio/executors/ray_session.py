@@ -320,7 +320,7 @@ class RaySession:
         if attempt is None or attempt.bridge.done.is_set():
             return
         value = None if future.exception() is not None else future.result()
-        if isinstance(value, str) and value.startswith('["done"'):
+        if isinstance(value, str) and value != NOT_STARTED:  # the worker's encoded outcome
             attempt.bridge.finish(value)
             return
         attempt.ended = _how_it_ended(future)

@@ -169,6 +169,7 @@ async def _scoped_job(
     job: Job, frame: Frame, record: StepRecord, limits: UsageLimits, session: JobSession
 ) -> None:
     governor = frame.run.governor
+    # Set before the job runs too: a breach of its own budget cancels it before it returns.
     record.branch_context = frame.context
     with trio.CancelScope() as cancel_scope:
         scope = governor.open_scope(job.name, limits, frame.scope, cancel_scope)
