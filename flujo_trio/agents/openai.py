@@ -96,11 +96,11 @@ class ChatAgent:
             raise ConfigurationError(f"ChatAgent needs a model name, got {model!r}")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise ConfigurationError(f"max_tokens must be an int >= 1, got {max_tokens!r}")
-        if isinstance(max_tool_rounds, bool) or not isinstance(max_tool_rounds, int):
-            raise ConfigurationError(
-                f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
-            )
-        if max_tool_rounds < 0:
+        if (
+            isinstance(max_tool_rounds, bool)
+            or not isinstance(max_tool_rounds, int)
+            or max_tool_rounds < 0
+        ):
             raise ConfigurationError(
                 f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
             )
