@@ -35,7 +35,7 @@ from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..usage import AgentResult, Usage
 from .completions import MalformedReply, Meter, Reply, complete, provider_error, stream
 from .outputs import OutputSpec, ReplyMismatch
-from .pricing import Price, Pricing, known_price
+from .pricing import Price, Pricing, known_price, priced
 from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
 from .tools import Tool, run_tool_calls, tools_of
 
@@ -222,10 +222,7 @@ class ChatAgent:
         return sum(count_tokens(text, self.encoding) for text in texts) + 3 * len(messages)
 
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
-        price = self.price
-        if price is None:
-            return Usage(0.0, prompt_tokens + completion_tokens)
-        return price.usage(prompt_tokens, completion_tokens)
+        return priced(self.price, prompt_tokens, completion_tokens)
 
     def _request(self, messages: list[Message]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": messages}
