@@ -99,12 +99,9 @@ class Reply:
 
 
 @attrs.define
-class FakeOpenAI:
-    replies: list[Reply] = attrs.field(factory=list)
-    requests: list[dict[str, Any]] = attrs.field(factory=list)
-    disconnects: int = 0
-    first_chunk_sent: trio.Event = attrs.field(factory=trio.Event)
-    disconnected: trio.Event = attrs.field(factory=trio.Event)
+class LoopbackServer:
+    """A server on a free port of 127.0.0.1; each connection goes to ``_handle``."""
+
     port: int = 0
 
     @property
@@ -117,6 +114,18 @@ class FakeOpenAI:
         async with trio.open_nursery() as nursery:
             task_status.started()
             await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        raise NotImplementedError
+
+
+@attrs.define
+class FakeOpenAI(LoopbackServer):
+    replies: list[Reply] = attrs.field(factory=list)
+    requests: list[dict[str, Any]] = attrs.field(factory=list)
+    disconnects: int = 0
+    first_chunk_sent: trio.Event = attrs.field(factory=trio.Event)
+    disconnected: trio.Event = attrs.field(factory=trio.Event)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         connection = h11.Connection(h11.SERVER)

@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 import trio
 
+from tests.fake_openai import LoopbackServer
+
 
 def response(
     status: int, body: bytes, content_type: str = "application/json", **extra: str
@@ -47,22 +49,10 @@ class Scripted:
 
 
 @attrs.define
-class HostileServer:
+class HostileServer(LoopbackServer):
     replies: list[Scripted] = attrs.field(factory=list)
     requests: list[dict[str, Any]] = attrs.field(factory=list)
     disconnected: trio.Event = attrs.field(factory=trio.Event)
-    port: int = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         try:

@@ -6,17 +6,19 @@ Import the fixtures into a test module with ``from tests.openai_support import *
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 import openai
 import pytest
+import trio
 
 from flujo_trio.agent_api import Emitter, RequestDenied
 from flujo_trio.agents import Pricing
 from flujo_trio.agents.openai import ChatAgent
 from flujo_trio.usage import Usage
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, LoopbackServer
 
 __all__ = ["PRICING", "Gate", "agent", "client", "emitter", "events", "offline_tokens", "server"]
 
@@ -30,27 +32,44 @@ def offline_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
 
 
-@pytest.fixture
-async def server(nursery):
-    fake = FakeOpenAI()
-    await nursery.start(fake.serve)
-    return fake
+S = TypeVar("S", bound=LoopbackServer)
 
 
-@pytest.fixture
-async def client(server):
-    client = openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
-    yield client
-    await client.close()
+async def started(nursery: trio.Nursery, server: S) -> S:
+    """``server`` listening, served until ``nursery`` ends."""
+    await nursery.start(server.serve)
+    return server
 
 
-@pytest.fixture
-def agent(client):
-    def make(server=None, **options) -> ChatAgent:
+def sdk_client(server: LoopbackServer) -> openai.AsyncOpenAI:
+    """The SDK talking to ``server``, with no retries of its own; use as ``async with``."""
+    return openai.AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+
+
+def chat_agents(client: openai.AsyncOpenAI) -> Callable[..., ChatAgent]:
+    """A maker of ChatAgents on ``client``, priced at ``PRICING`` unless told otherwise."""
+
+    def make(server: object = None, **options: Any) -> ChatAgent:
         options.setdefault("pricing", PRICING)
         return ChatAgent("test-model", client=client, **options)
 
     return make
+
+
+@pytest.fixture
+async def server(nursery):
+    return await started(nursery, FakeOpenAI())
+
+
+@pytest.fixture
+async def client(server):
+    async with sdk_client(server) as client:
+        yield client
+
+
+@pytest.fixture
+def agent(client):
+    return chat_agents(client)
 
 
 @pytest.fixture

@@ -20,30 +20,29 @@ def limits(cost=None, tokens=None, requests=None) -> dict:
     }
 
 
+def stopped_two_limits(db, *flags: str) -> dict:
+    """``run`` of two_limits with ``flags``, stopped by a budget (exit 3).
+
+    two_limits: a Runner with $10 and 1000 tokens; "big" spends $2 and 10 tokens.
+    """
+    done = flujo("run", "tests.cli_pipelines:two_limits", "--input", "x", *flags, "--db", db)
+    return ok_json(done, 3)
+
+
 def test_token_limit_keeps_the_runners_cost_limit(db):
-    # two_limits: a Runner with $10 and 1000 tokens; "big" spends $2 and 10 tokens.
-    done = flujo(
-        "run", "tests.cli_pipelines:two_limits", "--input", "x", "--token-limit", "5", "--db", db
-    )
-    document = ok_json(done, 3)
+    document = stopped_two_limits(db, "--token-limit", "5")
     assert document["limits"] == limits(cost=10.0, tokens=5)
     assert document["error"] == "Token limit of 5 exceeded"
 
 
 def test_cost_limit_keeps_the_runners_token_limit(db):
-    done = flujo(
-        "run", "tests.cli_pipelines:two_limits", "--input", "x", "--cost-limit", "1.5", "--db", db
-    )
-    document = ok_json(done, 3)
+    document = stopped_two_limits(db, "--cost-limit", "1.5")
     assert document["limits"] == limits(cost=1.5, tokens=1000)
     assert document["error"] == "Cost limit of $1.5 exceeded"
 
 
 def test_request_limit_counts_agent_calls_and_keeps_the_others(db):
-    done = flujo(
-        "run", "tests.cli_pipelines:two_limits", "--input", "x", "--request-limit", "1", "--db", db
-    )
-    document = ok_json(done, 3)
+    document = stopped_two_limits(db, "--request-limit", "1")
     assert document["limits"] == limits(cost=10.0, tokens=1000, requests=1)
     assert document["error"] == "Request limit of 1 exceeded"
     assert document["total_requests"] == 1
@@ -54,19 +53,8 @@ def test_request_limit_counts_agent_calls_and_keeps_the_others(db):
 
 
 def test_a_budget_stop_resumed_with_a_higher_limit_continues_with_its_spend(db):
-    stopped = flujo(
-        "run",
-        "tests.cli_pipelines:two_limits",
-        "--input",
-        "x",
-        "--cost-limit",
-        "1.5",
-        "--run-id",
-        "b1",
-        "--db",
-        db,
-    )
-    assert ok_json(stopped, 3)["total_cost_usd"] == 2.0
+    stopped = stopped_two_limits(db, "--cost-limit", "1.5", "--run-id", "b1")
+    assert stopped["total_cost_usd"] == 2.0
     again = flujo("resume", "b1", "--db", db)  # same limits: stopped again, nothing spent
     document = ok_json(again, 3)
     assert document["error"] == "Cost limit of $1.5 exceeded" and document["total_cost_usd"] == 2.0
@@ -81,18 +69,7 @@ def test_a_budget_stop_resumed_with_a_higher_limit_continues_with_its_spend(db):
 
 
 def test_resume_flags_override_only_their_dimension(db):
-    flujo(
-        "run",
-        "tests.cli_pipelines:two_limits",
-        "--input",
-        "x",
-        "--token-limit",
-        "5",
-        "--run-id",
-        "b2",
-        "--db",
-        db,
-    )
+    stopped_two_limits(db, "--token-limit", "5", "--run-id", "b2")
     document = ok_json(flujo("resume", "b2", "--request-limit", "9", "--db", db), 3)
     assert document["limits"] == limits(cost=10.0, tokens=5, requests=9)
     done = ok_json(flujo("resume", "b2", "--token-limit", "100", "--db", db))

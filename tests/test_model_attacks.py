@@ -9,39 +9,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import openai
 import pytest
 import trio
 
 from flujo_trio import AgentCallError, Runner, Step, UsageLimitExceededError, UsageLimits
-from flujo_trio.agents.openai import ChatAgent
 from tests.fake_openai import Reply, chunk, completion, tool_calls, usage
 from tests.hostile_openai import HostileServer, Scripted, response, sse_head
 from tests.openai_support import *  # noqa: F403 (fixtures)
-from tests.openai_support import PRICING
+from tests.openai_support import PRICING, chat_agents, sdk_client, started
 
 
 @pytest.fixture
 async def hostile(nursery):
-    server = HostileServer()
-    await nursery.start(server.serve)
-    return server
+    return await started(nursery, HostileServer())
 
 
 @pytest.fixture
 async def hostile_client(hostile):
-    client = openai.AsyncOpenAI(api_key="test-key", base_url=hostile.base_url, max_retries=0)
-    yield client
-    await client.close()
+    async with sdk_client(hostile) as client:
+        yield client
 
 
 @pytest.fixture
 def chat(hostile_client):
-    def make(**options: Any) -> ChatAgent:
-        options.setdefault("pricing", PRICING)
-        return ChatAgent("test-model", client=hostile_client, **options)
-
-    return make
+    return chat_agents(hostile_client)
 
 
 def body(data: Any) -> bytes:

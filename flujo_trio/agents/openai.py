@@ -35,7 +35,7 @@ from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..usage import AgentResult, Usage
 from .completions import MalformedReply, Meter, Reply, complete, provider_error, stream
 from .outputs import OutputSpec, ReplyMismatch
-from .pricing import Price, Pricing, known_price
+from .pricing import Price, Pricing, known_price, priced
 from .tokens import Encoding, count_tokens, estimate_tokens, offline_encoding
 from .tools import Tool, run_tool_calls, tools_of
 
@@ -96,11 +96,11 @@ class ChatAgent:
             raise ConfigurationError(f"ChatAgent needs a model name, got {model!r}")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise ConfigurationError(f"max_tokens must be an int >= 1, got {max_tokens!r}")
-        if isinstance(max_tool_rounds, bool) or not isinstance(max_tool_rounds, int):
-            raise ConfigurationError(
-                f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
-            )
-        if max_tool_rounds < 0:
+        if (
+            isinstance(max_tool_rounds, bool)
+            or not isinstance(max_tool_rounds, int)
+            or max_tool_rounds < 0
+        ):
             raise ConfigurationError(
                 f"max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
             )
@@ -222,10 +222,7 @@ class ChatAgent:
         return sum(count_tokens(text, self.encoding) for text in texts) + 3 * len(messages)
 
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
-        price = self.price
-        if price is None:
-            return Usage(0.0, prompt_tokens + completion_tokens)
-        return price.usage(prompt_tokens, completion_tokens)
+        return priced(self.price, prompt_tokens, completion_tokens)
 
     def _request(self, messages: list[Message]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": messages}

@@ -23,6 +23,13 @@ class Price(Protocol):
     def usage(self, prompt_tokens: int, completion_tokens: int) -> Usage: ...
 
 
+def priced(price: Price | None, prompt_tokens: int, completion_tokens: int) -> Usage:
+    """The tokens priced by ``price``; an unknown price (None) costs 0, tokens still count."""
+    if price is None:
+        return Usage(0.0, prompt_tokens + completion_tokens)
+    return price.usage(prompt_tokens, completion_tokens)
+
+
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigurationError(f"Pricing.{attribute.name} must be a number >= 0, got {value!r}")

@@ -43,7 +43,7 @@ from ..errors import AgentCallError, ConfigurationError, OutputParseError
 from ..runtime.errors import sole_error
 from ..usage import AgentResult, Usage
 from .http import FATAL_STATUSES, retry_after
-from .pricing import KnownPrice, Price, Pricing, known_price
+from .pricing import KnownPrice, Price, Pricing, known_price, priced
 from .tokens import estimate_tokens
 
 with warnings.catch_warnings():
@@ -171,13 +171,7 @@ class PydanticAIAgent:
         tokens = estimate_tokens(prompt.text) + self.prompt_overhead + _PER_REQUEST_OVERHEAD
         for message in prompt.message_history or ():
             tokens += estimate_tokens(repr(message))
-        return self._priced(tokens, self.max_tokens)
-
-    def _priced(self, input_tokens: int, output_tokens: int) -> Usage:
-        price = self.price
-        if price is None:
-            return Usage(0.0, input_tokens + output_tokens)
-        return price.usage(input_tokens, output_tokens)
+        return priced(self.price, tokens, self.max_tokens)
 
     async def run(
         self, data: Any, *, context: Any = None, feedback: Sequence[str] = (), resources: Any = None

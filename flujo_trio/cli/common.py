@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import click
@@ -56,10 +57,30 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (the default when not on a terminal)."
 )
 
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+
 
 def fail(message: str) -> NoReturn:
     click.echo(f"flujo-trio: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """``text`` on standard output, or into ``output`` (then a note on standard error);
+    a file that cannot be written is the one-line error."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error}")
+    click.echo(f"wrote {output}", err=True)
 
 
 def machine_output(as_json: bool) -> bool:

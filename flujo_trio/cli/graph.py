@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..runtime.runner import Runner
-from .common import INPUT_ERRORS, fail
+from .common import INPUT_ERRORS, fail, output_option, write_output
 from .graph_page import page
 from .targets import load_target, pipeline_of
 
@@ -15,12 +15,7 @@ from .targets import load_target, pipeline_of
 @click.command("graph")
 @click.argument("target")
 @click.option("--html", "as_html", is_flag=True, help="A self-contained HTML page, not Mermaid.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of standard output.",
-)
+@output_option
 def graph_command(target: str, as_html: bool, output: Path | None) -> None:
     """Draw TARGET's shape: Mermaid flowchart text, or with --html a page that draws it."""
     try:
@@ -33,11 +28,4 @@ def graph_command(target: str, as_html: bool, output: Path | None) -> None:
         text = page(pipeline, name)
     else:
         text = pipeline.to_mermaid()
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text)
-    except OSError as error:
-        fail(f"cannot write {output}: {error.strerror or error}")
-    click.echo(f"wrote {output}", err=True)
+    write_output(text, output)

@@ -22,7 +22,15 @@ from ..serialization import plain_values
 from ..state.protocol import StateStore
 from ..state.records import RunState, RunSummary
 from ..usage import format_money
-from .common import db_option, fail, json_option, machine_output, store_call
+from .common import (
+    db_option,
+    fail,
+    json_option,
+    machine_output,
+    output_option,
+    store_call,
+    write_output,
+)
 from .documents import export_document, stored_document, stored_result
 from .plain import dumps
 from .shapes import Shape
@@ -159,24 +167,12 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
 @runs_group.command("export")
 @click.argument("run_id")
 @db_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of standard output.",
-)
+@output_option
 def runs_export(run_id: str, db: str, output: Path | None) -> None:
     """Print everything stored about a run as one JSON document: header, limits, totals,
     the step tree and the journal entries."""
     text = dumps(export_document(_load_plain(db, run_id)), indent=2) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text)
-    except OSError as error:
-        fail(f"cannot write {output}: {error.strerror or error}")
-    click.echo(f"wrote {output}", err=True)
+    write_output(text, output)
 
 
 @runs_group.command("delete")
