@@ -126,8 +126,7 @@ def run_command(
     def open_stream() -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Event]]:
         return runner.stream(data, run_id=new_id)
 
-    model = LiveModel(runner.limits, Shape(runner.plan.shape), pipeline=runner.name)
-    model.run_id = new_id
+    model = LiveModel(runner.limits, Shape(runner.plan.shape), pipeline=runner.name, run_id=new_id)
     sys.exit(trio.run(lambda: drive(runner, open_stream, model, as_json=as_json, db=db)))
 
 
