@@ -29,7 +29,7 @@ import attrs
 
 from ..context import RunStatus
 from ..results import StepResult
-from ..usage import Usage, dollars
+from ..usage import Usage, dollars, money
 
 Address = tuple[str | int, ...]
 
@@ -258,7 +258,7 @@ def _ordered(node: _Node) -> list[_Node]:
 
 def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> StepResult:
     saved = node.saved
-    cost = sum((Decimal(repr(child.cost_usd)) for child in children), Decimal(0))
+    cost = sum((money(child.cost_usd) for child in children), Decimal(0))
     tokens = sum(child.token_counts for child in children)
     name = str(node.address[-1])
     if saved is not None:
@@ -284,7 +284,7 @@ def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> S
         attempts += request == 0
         usage = record.usage if record.usage is not None else record.reserved
         if usage is not None:
-            cost += Decimal(repr(usage.cost_usd))
+            cost += money(usage.cost_usd)
             tokens += usage.tokens
         estimated = estimated or record.estimated or record.status is CallStatus.STARTED
     paused = any(child.metadata.get("paused") for child in children)
