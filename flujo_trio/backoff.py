@@ -78,6 +78,6 @@ class Backoff:
         """Seconds to wait before retry ``retry``; a larger ``retry_after`` wins."""
         cap = self.cap(retry)
         wait = rng() * cap if self.jitter else cap
-        if retry_after is not None and math.isfinite(retry_after) and retry_after > wait:
+        if retry_after is not None and finite(retry_after) and retry_after > wait:
             return float(retry_after)
         return wait

@@ -217,6 +217,16 @@ async def test_a_retry_after_that_is_not_a_finite_number_is_ignored(
     assert stray_tasks() == []
 
 
+@pytest.mark.parametrize(
+    "retry_after", [float("inf"), 10**400, float("nan")], ids=["inf", "huge-int", "nan"]
+)
+def test_backoff_delay_ignores_a_retry_after_that_is_not_a_finite_number(
+    retry_after: Any,
+) -> None:
+    # Backoff.delay is public (model adapters call it): 10**400 raised OverflowError there.
+    assert Backoff(jitter=False).delay(1, retry_after=retry_after) == Backoff(jitter=False).cap(1)
+
+
 # -- costs whose sum no float can hold -----------------------------------------------------
 
 

@@ -239,6 +239,18 @@ async def child(*args: str, expect: str) -> None:
     await child_until("tests.crash_nested", *args, expect=expect)
 
 
+async def child_output(*args: str) -> str:
+    """Run ``tests.crash_nested`` with ``args`` to its end (exit status 0): its output."""
+    done = await trio.run_process(
+        [sys.executable, "-m", "tests.crash_nested", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    return done.stdout.decode().strip()
+
+
 def done_labels(log: Path, since: int) -> Counter[str]:
     entries = [line.split() for line in log.read_text().splitlines()[since:]]
     return Counter(label for kind, label in entries if kind == "done")
@@ -379,24 +391,7 @@ async def test_two_processes_resuming_one_crashed_nested_run_exactly_one_proceed
     outputs: list[str] = []
 
     async def resume() -> None:
-        done = await trio.run_process(
-            [
-                sys.executable,
-                "-m",
-                "tests.crash_nested",
-                "nested",
-                db,
-                str(log),
-                "r",
-                "-",
-                "resume",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_stdout=True,
-            capture_stderr=True,
-        )
-        outputs.append(done.stdout.decode().strip())
+        outputs.append(await child_output("nested", db, str(log), "r", "-", "resume"))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(resume)
@@ -476,15 +471,7 @@ async def test_two_processes_answering_one_paused_run_exactly_one_answer_wins(
     outputs: dict[str, str] = {}
 
     async def answer(text: str) -> None:
-        args = ["human", db, str(log), "r", "-", "resume", text]
-        done = await trio.run_process(
-            [sys.executable, "-m", "tests.crash_nested", *args],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_stdout=True,
-            capture_stderr=True,
-        )
-        outputs[text] = done.stdout.decode().strip()
+        outputs[text] = await child_output("human", db, str(log), "r", "-", "resume", text)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(answer, "yes")

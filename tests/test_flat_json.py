@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flujo_trio.dsl.shape import _compact_json
 from flujo_trio.state.flat_json import flatten, unflatten
 
 json_values = st.recursive(
@@ -20,6 +21,19 @@ json_values = st.recursive(
 @given(json_values)
 def test_any_json_value_comes_back_equal_through_its_text(value):
     assert unflatten(json.loads(json.dumps(flatten(value)))) == value
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=30,
+    )
+)
+def test_the_fingerprint_text_is_json_dumps_character_for_character(value):
+    # Stored runs are matched by the hash of this text: it must never drift from the
+    # json.dumps form fingerprints were first taken with.
+    assert _compact_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def test_nesting_deeper_than_the_json_module_recurses_is_two_levels_of_text():

@@ -43,6 +43,7 @@ class RunJournal:
     ) -> None:
         self.store, self.run_id, self.owner = store, run_id, owner
         self.durable = bool(getattr(store, "durable", True))
+        self._keeps_snapshots = bool(getattr(store, "keeps_snapshots", False))
         self._spent = spent
         self._on_failure = on_failure
         self._pending: list[Any] = []
@@ -83,7 +84,7 @@ class RunJournal:
     def record_stopped(self, record: StepRecord) -> None:
         """Record a step the run stopped; if its output cannot be stored, the step is
         recorded without it (it runs again on resume anyway)."""
-        if not self.durable and getattr(self.store, "keeps_snapshots", False):
+        if not self.durable and self._keeps_snapshots:
             self._pending.append(record)  # saved form made if the run is ever loaded
             self._recorded += 1
             return
@@ -137,7 +138,7 @@ class RunJournal:
         if self.failure is not None:
             return
         batch, self._pending = self._pending, []
-        if not getattr(self.store, "keeps_snapshots", False):
+        if not self._keeps_snapshots:
             batch = [
                 self.store.encode_entry(item.saved()) if isinstance(item, StepRecord) else item
                 for item in batch

@@ -28,7 +28,7 @@ from ..state.journal import (
 )
 from ..state.owner import new_owner
 from ..state.records import RunState, Spent
-from ..usage import Usage, UsageLimits
+from ..usage import Usage, UsageLimits, money
 from .delta import check_changes
 from .replay import Replay
 
@@ -238,7 +238,7 @@ def lost_in_flight(journal: tuple[Entry, ...]) -> tuple[list[Entry], Spent]:
         if record.status is not CallStatus.STARTED:
             continue
         usage = record.reserved or Usage()
-        cost += Decimal(repr(usage.cost_usd))
+        cost += money(usage.cost_usd)
         tokens += usage.tokens
         lost.append(
             attrs.evolve(record, status=CallStatus.INTERRUPTED, usage=usage, estimated=True)

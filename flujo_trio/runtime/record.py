@@ -10,14 +10,14 @@ record but the frozen :class:`~flujo_trio.state.journal.SavedStep` that
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import trio
 
 from ..results import StepResult
-from ..state.journal import Address, FieldChange, SavedStep, StepStatus
+from ..state.journal import Address, FieldChange, SavedStep, StepStatus, fold_tree
 from ..usage import Usage, dollars, money
 
 #: Levels of records turned into results by recursion before a subtree is walked with
@@ -227,19 +227,16 @@ class StepRecord:
     def _deep_result(self, interrupted: str) -> tuple[StepResult, Decimal]:
         """:meth:`_result` without recursion, for pipelines nested deeper than the
         interpreter's stack (recursion is faster for the usual few levels)."""
-        frames: list[tuple[StepRecord, Iterator[StepRecord], list[tuple[StepResult, Decimal]]]]
-        frames = [(self, iter(self._children or ()), [])]
-        while True:
-            record, pending, done = frames[-1]
-            child = next(pending, None)
-            if child is not None:
-                frames.append((child, iter(child._children or ()), []))
-                continue
-            frames.pop()
-            built = record._built(interrupted, done)
-            if not frames:
-                return built
-            frames[-1][2].append(built)
+
+        def children(record: StepRecord) -> Iterable[StepRecord]:
+            return record._children or ()
+
+        def build(
+            record: StepRecord, done: list[tuple[StepResult, Decimal]]
+        ) -> tuple[StepResult, Decimal]:
+            return record._built(interrupted, done)
+
+        return fold_tree(self, children, build)
 
     def _built(
         self, interrupted: str, done: list[tuple[StepResult, Decimal]]

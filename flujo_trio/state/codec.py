@@ -71,6 +71,15 @@ def check_sequence(run_id: str, next_seq: Any, seqs: Sequence[int]) -> None:
     )
 
 
+def decode_run(row: Mapping[str, Any], entries: Sequence[tuple[int, str, Any]]) -> RunState:
+    """A stored run from its header row and its journal rows ``(seq, kind, entry)`` in
+    ``seq`` order, the numbering checked first (every SQL store loads a run this way)."""
+    run_id = row["run_id"]
+    check_sequence(run_id, row["next_seq"], [seq for seq, _, _ in entries])
+    journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in entries]
+    return decode_state(row, journal)
+
+
 #: The key of a shape stored as flat JSON tokens.
 FLAT = "flat"
 

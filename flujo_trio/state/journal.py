@@ -21,15 +21,15 @@ without importing the pipeline.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from ..context import RunStatus
 from ..results import StepResult
-from ..usage import Usage, dollars
+from ..usage import Usage, dollars, money
 
 Address = tuple[str | int, ...]
 
@@ -234,21 +234,34 @@ def results_from_journal(journal: Iterable[Entry], run_status: RunStatus) -> lis
     return _results(root, run_status)
 
 
-def _results(root: _Node, run_status: RunStatus) -> list[StepResult]:
-    """The results of ``root``'s children, each built after its own children (with an
-    explicit stack: a pipeline may nest deeper than the interpreter's)."""
-    frames: list[tuple[_Node, Iterator[_Node], list[StepResult]]]
-    frames = [(root, iter(_ordered(root)), [])]
+N = TypeVar("N")
+R = TypeVar("R")
+
+
+def fold_tree(root: N, children: Callable[[N], Iterable[N]], build: Callable[[N, list[R]], R]) -> R:
+    """``build(node, results of its children)`` for every node, children first, with an
+    explicit stack: a pipeline may nest deeper than the interpreter's stack."""
+    frames: list[tuple[N, Iterator[N], list[R]]] = [(root, iter(children(root)), [])]
     while True:
         node, pending, done = frames[-1]
         child = next(pending, None)
         if child is not None:
-            frames.append((child, iter(_ordered(child)), []))
+            frames.append((child, iter(children(child)), []))
             continue
         frames.pop()
+        built = build(node, done)
         if not frames:
-            return done
-        frames[-1][2].append(_result(node, run_status, done))
+            return built
+        frames[-1][2].append(built)
+
+
+def _results(root: _Node, run_status: RunStatus) -> list[StepResult]:
+    """The results of ``root``'s children, each built after its own children."""
+
+    def build(node: _Node, children: list[StepResult]) -> StepResult:
+        return _result(node, run_status, children)
+
+    return [fold_tree(child, _ordered, build) for child in _ordered(root)]
 
 
 def _ordered(node: _Node) -> list[_Node]:
@@ -258,7 +271,7 @@ def _ordered(node: _Node) -> list[_Node]:
 
 def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> StepResult:
     saved = node.saved
-    cost = sum((Decimal(repr(child.cost_usd)) for child in children), Decimal(0))
+    cost = sum((money(child.cost_usd) for child in children), Decimal(0))
     tokens = sum(child.token_counts for child in children)
     name = str(node.address[-1])
     if saved is not None:
@@ -284,7 +297,7 @@ def _result(node: _Node, run_status: RunStatus, children: list[StepResult]) -> S
         attempts += request == 0
         usage = record.usage if record.usage is not None else record.reserved
         if usage is not None:
-            cost += Decimal(repr(usage.cost_usd))
+            cost += money(usage.cost_usd)
             tokens += usage.tokens
         estimated = estimated or record.estimated or record.status is CallStatus.STARTED
     paused = any(child.metadata.get("paused") for child in children)

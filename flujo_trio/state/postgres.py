@@ -24,9 +24,7 @@ from ..errors import ConfigurationError, ResumeError
 from ..usage import UsageLimits
 from .codec import (
     EncodedEntry,
-    check_sequence,
-    decode_entry,
-    decode_state,
+    decode_run,
     encode_context,
     encode_entry,
     encode_header,
@@ -262,14 +260,8 @@ class PostgresStore(ClosesOnExit):
     # -- reads -------------------------------------------------------------------------
 
     def _decode(self, connection: Connection, row: dict[str, Any]) -> RunState:
-        run_id = row["run_id"]
-        rows = connection.execute(self._sql.journal, [run_id]).fetchall()
-        check_sequence(run_id, row["next_seq"], [found["seq"] for found in rows])
-        journal = [
-            decode_entry(found["kind"], found["entry"], run_id=run_id, seq=found["seq"])
-            for found in rows
-        ]
-        return decode_state(row, journal)
+        rows = connection.execute(self._sql.journal, [row["run_id"]]).fetchall()
+        return decode_run(row, [(found["seq"], found["kind"], found["entry"]) for found in rows])
 
     async def load_run(self, run_id: str) -> RunState | None:
         def fetch(connection: Connection) -> RunState | None:

@@ -22,9 +22,7 @@ from ..errors import ResumeError
 from ..usage import UsageLimits
 from .codec import (
     EncodedEntry,
-    check_sequence,
-    decode_entry,
-    decode_state,
+    decode_run,
     encode_context,
     encode_entry,
     encode_header,
@@ -166,7 +164,7 @@ class SqliteStore(ClosesOnExit):
                 return refusal
             # Decoded before the claim commits: a run that cannot be loaded stays as it was
             # (the error rolls the transaction back).
-            loaded = _decode_loaded(run_id, row, _fetch_entries(connection, run_id))
+            loaded = decode_run(row, _fetch_entries(connection, run_id))
             connection.execute(
                 """UPDATE runs SET status = ?, owner = ?, owner_since = ?, lease_expires_at = ?,
                        limits = ?, updated_at = ?, version = version + 1
@@ -343,7 +341,7 @@ class SqliteStore(ClosesOnExit):
         found = await self.database.run(fetch)
         if found is None:
             return None
-        return _decode_loaded(run_id, *found)
+        return decode_run(*found)
 
     async def list_runs(
         self,
@@ -399,12 +397,6 @@ def _fetch_entries(connection: sqlite3.Connection, run_id: str) -> list[tuple[in
     return connection.execute(
         "SELECT seq, kind, entry FROM journal WHERE run_id = ? ORDER BY seq", (run_id,)
     ).fetchall()
-
-
-def _decode_loaded(run_id: str, row: dict[str, Any], rows: list[tuple[int, str, str]]) -> RunState:
-    check_sequence(run_id, row["next_seq"], [seq for seq, _, _ in rows])
-    journal = [decode_entry(kind, data, run_id=run_id, seq=seq) for seq, kind, data in rows]
-    return decode_state(row, journal)
 
 
 def _insert_entries(
