@@ -19,7 +19,6 @@ tokens; every call reserves 181 tokens and really uses 20 to 58 (mean 39), takin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import pathlib
 from typing import Any
 
@@ -37,7 +36,7 @@ from flujo_trio import (
 
 from .budget_floors import run_floor
 from .budget_plans import make_plan
-from .governance import PlannedAgent, Spend, _items, first_denial, virtual_clock
+from .governance import PlannedAgent, Spend, _items, virtual_clock
 from .support import write_results
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "_static" / "benchmarks"
@@ -60,11 +59,18 @@ async def _waiting(plan: list[list[tuple[float, int]]]) -> dict[str, Any]:
     )
     runner = Runner(step, limits=UsageLimits(total_tokens_limit=LIMIT), hooks=[hook])
     start = trio.current_time()
-    with first_denial() as seen, contextlib.suppress(UsageLimitExceededError):
-        await runner.run(_items(plan))
+    try:
+        result = await runner.run(_items(plan))
+    except UsageLimitExceededError as error:
+        result = error.result
+    at_denial = result.governor.spent_at_first_denial if result.governor else None
+    denial = None
+    if at_denial is not None:  # placed where the run's spend first reached that figure
+        when = next(t for t, spent in trace if spent >= at_denial.tokens) if trace else start
+        denial = (when - start, at_denial.tokens)
     return {
         "trace": [(t - start, spent) for t, spent in trace],
-        "first_denial": (seen[0][1] - start, seen[0][0]) if seen else None,
+        "first_denial": denial,
         "calls": agent.spend.calls,
     }
 
